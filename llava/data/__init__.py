@@ -1,0 +1,1 @@
+"""Dataset tools: the OK-VQA converter and synthetic demo data."""

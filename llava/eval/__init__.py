@@ -1,0 +1,1 @@
+"""Evaluation: VQA accuracy, batched offline answering, the OK-VQA scorer."""

@@ -1,0 +1,1 @@
+"""Training: arguments, data, trainer, checkpointing and the ``train()`` entry point."""
