@@ -82,3 +82,138 @@ def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 512):
     tokenizer = LlamaTokenizer.from_pretrained(str(out), add_bos_token=True, legacy=False)
     tokenizer.save_pretrained(str(out))
     return tokenizer
+
+
+# Model shapes per preset. ``tiny`` runs a training step in milliseconds on a
+# CPU; ``llava-v1.5-7b`` has LLaVA-1.5-7B's shapes (random weights).
+PRESETS: dict[str, dict] = {
+    "tiny": {
+        "text": dict(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=4, max_position_embeddings=1024, rms_norm_eps=1e-5,
+        ),
+        "vision": dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=32, patch_size=8, projection_dim=32,
+        ),
+        "vocab_size": 512,
+        "model_max_length": 512,
+        "dtype": "float32",
+    },
+    "llava-v1.5-7b": {
+        "text": dict(
+            hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+            num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5,
+        ),
+        "vision": dict(
+            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+            image_size=336, patch_size=14, projection_dim=768,
+        ),
+        "vocab_size": 32000,
+        "model_max_length": 2048,
+        "dtype": "bfloat16",
+    },
+}
+
+VISION_SUBFOLDER = "clip-vision-tower"
+
+
+def build_tiny_vision_tower(out_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0) -> Path:
+    """Write a random CLIP vision tower (weights + image processor) to ``out_dir``."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from llava.model.multimodal_encoder.clip_encoder import image_processor_class
+
+    spec = PRESETS[preset]
+    out = Path(out_dir)
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(**spec["vision"])
+    model = CLIPVisionModel(config).to(getattr(torch, spec["dtype"]))
+    model.save_pretrained(str(out))
+    size = spec["vision"]["image_size"]
+    image_processor_class()(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(str(out))
+    return out
+
+
+def build_tiny_llava(
+    out_dir: str | os.PathLike,
+    preset: str = "tiny",
+    seed: int = 0,
+    projector_type: str = "mlp2x_gelu",
+    vision_select_layer: int = -2,
+) -> Path:
+    """Write a random LLaVA checkpoint in upstream's layout and return its folder.
+
+    ``out_dir/clip-vision-tower`` holds the tower; ``config.mm_vision_tower``
+    names it by absolute path so fine-tuned copies of the config still find it.
+    """
+    import torch
+
+    from llava.model import LlavaConfig, LlavaLlamaForCausalLM
+
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    spec = PRESETS[preset]
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    tower_dir = build_tiny_vision_tower(out / VISION_SUBFOLDER, preset=preset, seed=seed)
+    if preset == "tiny":
+        tokenizer = build_tiny_tokenizer(out, vocab_size=spec["vocab_size"])
+    else:
+        # A 32,000-piece tokenizer cannot be learned from our small corpus; the
+        # 7B-shaped preset is for speed measurements, so a small one will do and
+        # the embedding table keeps the real 32,000 rows.
+        tokenizer = build_tiny_tokenizer(out, vocab_size=PRESETS["tiny"]["vocab_size"])
+    tokenizer.model_max_length = spec["model_max_length"]
+    tokenizer.save_pretrained(str(out))
+
+    config = LlavaConfig(
+        vocab_size=max(spec["vocab_size"], len(tokenizer)),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+        **spec["text"],
+        mm_vision_tower=str(tower_dir),
+        mm_hidden_size=spec["vision"]["hidden_size"],
+        mm_projector_type=projector_type,
+        mm_vision_select_layer=vision_select_layer,
+        mm_vision_select_feature="patch",
+        mm_patch_merge_type="flat",
+        use_mm_proj=True,
+        mm_use_im_start_end=False,
+        mm_use_im_patch_token=False,
+        image_aspect_ratio="pad",
+        tokenizer_padding_side="right",
+        tokenizer_model_max_length=spec["model_max_length"],
+        tune_mm_mlp_adapter=False,
+        freeze_mm_mlp_adapter=False,
+        mm_projector_lr=None,
+    )
+    torch.manual_seed(seed)
+    model = LlavaLlamaForCausalLM(config).to(getattr(torch, spec["dtype"]))
+    model.save_pretrained(str(out))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(
+        prog="python -m llava.model.tiny",
+        description="Write a random LLaVA checkpoint (upstream layout) for tests, the CPU demo and benchmarks.",
+    )
+    parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model shapes (default: tiny)")
+    parser.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
+    parser.add_argument("--projector-type", default="mlp2x_gelu", help="linear, identity or mlp<N>x_gelu")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    out = build_tiny_llava(args.out, preset=args.preset, seed=args.seed, projector_type=args.projector_type)
+    print(f"wrote {args.preset} LLaVA to {out} in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Language-model classes with LLaVA's image splicing (upstream path ``llava.model.language_model``)."""

@@ -1,0 +1,100 @@
+"""``LlavaLlamaForCausalLM``: a Llama causal LM that accepts images.
+
+``forward`` and ``generate`` take ``images`` (and upstream's ``image_sizes``)
+next to ``input_ids`` holding ``IMAGE_TOKEN_INDEX`` placeholders; the features
+are spliced in by ``LlavaMetaForCausalLM`` and the rest is plain Llama.
+Registered with ``AutoConfig``/``AutoModelForCausalLM`` as ``llava_llama``.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, LlamaModel
+
+from ..llava_arch import LlavaMetaForCausalLM, LlavaMetaModel
+
+
+class LlavaConfig(LlamaConfig):
+    model_type = "llava_llama"
+
+
+class LlavaLlamaModel(LlavaMetaModel, LlamaModel):
+    config_class = LlavaConfig
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+
+
+class LlavaLlamaForCausalLM(LlamaForCausalLM, LlavaMetaForCausalLM):
+    config_class = LlavaConfig
+    # Full checkpoints may carry the CLIP tower under this prefix; the tower is
+    # always loaded from mm_vision_tower instead (as upstream), so skip quietly.
+    _keys_to_ignore_on_load_unexpected = [r"model\.vision_tower\."]
+
+    def __init__(self, config):
+        LlamaForCausalLM.__init__(self, config)
+        config.model_type = "llava_llama"
+        self.model = LlavaLlamaModel(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        images: torch.FloatTensor | list[torch.FloatTensor] | None = None,
+        image_sizes: list[list[int]] | None = None,
+        **kwargs,
+    ):
+        if inputs_embeds is None and images is not None and input_ids is not None and input_ids.shape[1] > 1:
+            spliced = self.splice_image_features(
+                input_ids,
+                attention_mask,
+                labels,
+                images,
+                padding_side=getattr(self.config, "tokenizer_padding_side", "right"),
+            )
+            input_ids, inputs_embeds = None, spliced.inputs_embeds
+            attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
+        return super().forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            labels=labels,
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        inputs: torch.Tensor | None = None,
+        images: torch.Tensor | list[torch.Tensor] | None = None,
+        image_sizes: list[list[int]] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """Generate from prompts holding ``<image>`` placeholders.
+
+        The spliced prompts are always left-padded here, whatever the training
+        padding side, so batched greedy decoding matches batch size 1.
+        Deviation from upstream: upstream pads by ``tokenizer_padding_side``
+        (right after training), which corrupts batched generation.
+        """
+        if "inputs_embeds" in kwargs:
+            raise ValueError("Pass input_ids (with <image> placeholders) and images, not inputs_embeds.")
+        input_ids = inputs if inputs is not None else kwargs.pop("input_ids", None)
+        if input_ids is None:
+            raise ValueError("generate() needs input_ids")
+        if images is None:
+            return super().generate(input_ids, attention_mask=attention_mask, **kwargs)
+        spliced = self.splice_image_features(input_ids, attention_mask, None, images, padding_side="left")
+        return super().generate(
+            inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask.long(), **kwargs
+        )
+
+
+AutoConfig.register("llava_llama", LlavaConfig)
+AutoModelForCausalLM.register(LlavaConfig, LlavaLlamaForCausalLM)

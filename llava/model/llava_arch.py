@@ -1,0 +1,264 @@
+"""LLaVA's multimodal glue: the vision tower and projector on the language model,
+and the splice of projected image features into the token embeddings.
+
+``LlavaMetaModel`` is mixed into the decoder (it owns ``vision_tower`` and
+``mm_projector`` so weight names match upstream checkpoints:
+``model.mm_projector.*``, ``model.vision_tower.vision_tower.*``).
+``LlavaMetaForCausalLM`` is mixed into the causal-LM head class and turns
+``input_ids`` holding ``IMAGE_TOKEN_INDEX`` placeholders into ``inputs_embeds``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+
+from .multimodal_encoder.builder import build_vision_tower
+from .multimodal_projector.builder import build_projector, build_vision_projector
+
+logger = logging.getLogger("llava")
+
+
+class LlavaMetaModel:
+    """Mixin for the decoder model: holds the (lazily loaded) CLIP tower and the projector."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        if getattr(config, "mm_vision_tower", None):
+            # The tower's weights load later (load_model); the projector is a
+            # regular submodule so from_pretrained fills it from the checkpoint.
+            self.vision_tower = build_vision_tower(config, delay_load=True)
+            self.mm_projector = build_vision_projector(config)
+
+    def get_vision_tower(self):
+        tower = getattr(self, "vision_tower", None)
+        return tower[0] if isinstance(tower, list) else tower
+
+    def initialize_vision_modules(
+        self,
+        vision_tower: str,
+        mm_vision_select_layer: int = -1,
+        mm_vision_select_feature: str = "patch",
+        mm_projector_type: str = "linear",
+        mm_patch_merge_type: str = "flat",
+        pretrain_mm_mlp_adapter: str | None = None,
+        device_map=None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        """Attach and load the CLIP tower, and build the projector if the checkpoint had none.
+
+        Flat arguments instead of upstream's ``model_args`` object, so model code
+        never sees the command line. Records the mm_* keys in the config.
+        """
+        config = self.config
+        config.mm_vision_tower = vision_tower
+        config.mm_vision_select_layer = mm_vision_select_layer
+        config.mm_vision_select_feature = mm_vision_select_feature
+        config.mm_patch_merge_type = mm_patch_merge_type
+        tower = self.get_vision_tower()
+        if tower is None or tower.vision_tower_name != vision_tower:
+            tower = build_vision_tower(config, delay_load=True)
+            self.vision_tower = tower
+        tower.select_layer = mm_vision_select_layer
+        tower.select_feature = mm_vision_select_feature
+        tower.load_model(device_map=device_map, dtype=dtype)
+
+        config.use_mm_proj = True
+        config.mm_hidden_size = tower.hidden_size
+        existing = getattr(self, "mm_projector", None)
+        if existing is None or getattr(config, "mm_projector_type", None) != mm_projector_type:
+            config.mm_projector_type = mm_projector_type
+            self.mm_projector = build_projector(mm_projector_type, tower.hidden_size, config.hidden_size).to(
+                device=self.get_input_embeddings().weight.device,
+            )
+        self.mm_projector.requires_grad_(True)
+
+        if pretrain_mm_mlp_adapter:
+            self.load_projector_weights(pretrain_mm_mlp_adapter)
+
+    def load_projector_weights(self, path: str) -> None:
+        """Load a stage-1 ``mm_projector.bin`` (keys ``model.mm_projector.*`` or bare)."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        prefix = "mm_projector."
+        weights = {key.split(prefix, 1)[1]: value for key, value in state.items() if prefix in key}
+        if not weights:
+            raise ValueError(f"{path} holds no mm_projector weights (keys: {sorted(state)[:5]} ...)")
+        missing, unexpected = self.mm_projector.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{path} does not fit the projector ({self.config.mm_projector_type}): "
+                f"missing {missing}, unexpected {unexpected}"
+            )
+
+
+@dataclass
+class SplicedInputs:
+    """What the language model receives after image features are spliced in."""
+
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    labels: torch.Tensor | None
+
+
+class LlavaMetaForCausalLM:
+    """Mixin for the causal-LM class: image encoding and the splice."""
+
+    def get_model(self):
+        return self.model
+
+    def get_vision_tower(self):
+        return self.get_model().get_vision_tower()
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.get_vision_tower()(images)
+        projector = self.get_model().mm_projector
+        # The frozen tower may run in another dtype than the trainable projector.
+        weight = next(projector.parameters(), None)
+        if weight is not None:
+            features = features.to(weight.dtype)
+        return projector(features)
+
+    def _image_feature_list(self, images) -> list[torch.Tensor]:
+        if isinstance(images, list):
+            images = [image if image.ndim == 4 else image.unsqueeze(0) for image in images]
+            stacked = torch.cat(images, dim=0)
+        else:
+            stacked = images
+        return list(self.encode_images(stacked).unbind(0))
+
+    def splice_image_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        images,
+        padding_side: str = "right",
+    ) -> SplicedInputs:
+        """Replace each ``IMAGE_TOKEN_INDEX`` with that image's projected features.
+
+        Images are consumed in order, one per placeholder. Padding is dropped,
+        each sequence is rebuilt, cut to ``tokenizer_model_max_length``, and
+        padded again on ``padding_side`` (position ids restart at 0 per sample).
+        A sample without a placeholder still takes a zero-length slice of its
+        image's features, so every rank's projector joins the backward pass
+        (ZeRO waits for gradients of every parameter).
+        """
+        embed = self.get_model().get_input_embeddings()
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        attention_mask = attention_mask.bool()
+        if labels is None:
+            labels_or_fill = torch.full_like(input_ids, IGNORE_INDEX)
+        else:
+            labels_or_fill = labels
+
+        features = self._image_feature_list(images)
+        rows_ids = [ids[mask] for ids, mask in zip(input_ids, attention_mask)]
+        rows_labels = [lab[mask] for lab, mask in zip(labels_or_fill, attention_mask)]
+        # One embedding call for all text tokens of the batch.
+        all_text = torch.cat([ids[ids != IMAGE_TOKEN_INDEX] for ids in rows_ids])
+        all_text_embeds = embed(all_text)
+        text_chunks = all_text_embeds.split([int((ids != IMAGE_TOKEN_INDEX).sum()) for ids in rows_ids])
+
+        max_length = getattr(self.config, "tokenizer_model_max_length", None)
+        new_embeds, new_labels = [], []
+        image_index = 0
+        for ids, lab, text_embeds in zip(rows_ids, rows_labels, text_chunks):
+            image_positions = (ids == IMAGE_TOKEN_INDEX).nonzero().flatten().tolist()
+            if not image_positions:
+                if image_index >= len(features):
+                    raise ValueError("A sample without <image> needs its (zero) image in the batch: got too few images.")
+                pieces = [text_embeds, features[image_index][:0]]
+                new_embeds.append(torch.cat(pieces))
+                new_labels.append(lab)
+                image_index += 1
+                continue
+            embed_pieces, label_pieces = [], []
+            text_cursor, start = 0, 0
+            for position in image_positions + [len(ids)]:
+                span = position - start
+                embed_pieces.append(text_embeds[text_cursor : text_cursor + span])
+                label_pieces.append(lab[start:position])
+                text_cursor += span
+                start = position + 1
+                if position < len(ids):
+                    if image_index >= len(features):
+                        raise ValueError(
+                            f"The batch has more <image> placeholders than images ({len(features)}): "
+                            "each <image> in a prompt needs one image."
+                        )
+                    feature = features[image_index]
+                    image_index += 1
+                    embed_pieces.append(feature)
+                    label_pieces.append(torch.full((feature.shape[0],), IGNORE_INDEX, dtype=lab.dtype, device=lab.device))
+            new_embeds.append(torch.cat(embed_pieces))
+            new_labels.append(torch.cat(label_pieces))
+
+        if max_length is not None:
+            new_embeds = [row[:max_length] for row in new_embeds]
+            new_labels = [row[:max_length] for row in new_labels]
+        return _pad_spliced(new_embeds, new_labels if labels is not None else None, padding_side)
+
+    def prepare_inputs_labels_for_multimodal(
+        self, input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes=None
+    ):
+        """Upstream's front: returns ``(None, position_ids, attention_mask, past_key_values, inputs_embeds, labels)``."""
+        if images is None or input_ids.shape[1] == 1:
+            return input_ids, position_ids, attention_mask, past_key_values, None, labels
+        spliced = self.splice_image_features(
+            input_ids,
+            attention_mask,
+            labels,
+            images,
+            padding_side=getattr(self.config, "tokenizer_padding_side", "right"),
+        )
+        return None, spliced.position_ids, spliced.attention_mask, past_key_values, spliced.inputs_embeds, spliced.labels
+
+    def initialize_vision_tokenizer(self, mm_use_im_patch_token: bool, mm_use_im_start_end: bool, tokenizer) -> int:
+        """Add ``<im_patch>``/``<im_start>``/``<im_end>`` when asked; returns how many tokens were added.
+
+        New rows are initialised to the mean of the existing embeddings, as upstream does.
+        """
+        from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_PATCH_TOKEN
+
+        new_tokens = []
+        if mm_use_im_patch_token:
+            new_tokens.append(DEFAULT_IMAGE_PATCH_TOKEN)
+        if mm_use_im_start_end:
+            new_tokens += [DEFAULT_IM_START_TOKEN, DEFAULT_IM_END_TOKEN]
+        if not new_tokens:
+            return 0
+        added = tokenizer.add_tokens(new_tokens, special_tokens=True)
+        if added:
+            self.resize_token_embeddings(len(tokenizer))
+            with torch.no_grad():
+                for matrix in (self.get_input_embeddings().weight, self.get_output_embeddings().weight):
+                    matrix[-added:] = matrix[:-added].mean(dim=0, keepdim=True)
+        return added
+
+
+def _pad_spliced(embeds: list[torch.Tensor], labels: list[torch.Tensor] | None, padding_side: str) -> SplicedInputs:
+    batch = len(embeds)
+    longest = max(row.shape[0] for row in embeds)
+    hidden = embeds[0].shape[1]
+    reference = embeds[0]
+    padded = reference.new_zeros((batch, longest, hidden))
+    mask = torch.zeros((batch, longest), dtype=torch.bool, device=reference.device)
+    positions = torch.zeros((batch, longest), dtype=torch.long, device=reference.device)
+    padded_labels = None
+    if labels is not None:
+        padded_labels = torch.full((batch, longest), IGNORE_INDEX, dtype=labels[0].dtype, device=labels[0].device)
+    for row, row_embeds in enumerate(embeds):
+        length = row_embeds.shape[0]
+        span = slice(longest - length, longest) if padding_side == "left" else slice(0, length)
+        padded[row, span] = row_embeds
+        mask[row, span] = True
+        positions[row, span] = torch.arange(length, device=reference.device)
+        if padded_labels is not None:
+            padded_labels[row, span] = labels[row]
+    return SplicedInputs(inputs_embeds=padded, attention_mask=mask, position_ids=positions, labels=padded_labels)

@@ -1,0 +1,1 @@
+"""Vision encoders (upstream path ``llava.model.multimodal_encoder``)."""

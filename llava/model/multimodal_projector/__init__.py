@@ -1,0 +1,1 @@
+"""Vision-to-language projectors (upstream path ``llava.model.multimodal_projector``)."""

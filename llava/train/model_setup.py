@@ -1,0 +1,230 @@
+"""Build the tokenizer and the trainable model from the parsed arguments.
+
+The steps, each a function: load the language model (optionally quantized by
+bitsandbytes), prepare it for k-bit training, attach and load the CLIP tower
+and projector, attach LoRA adapters, then set which parameters train and in
+which dtype. The result matches upstream's ``train()`` (UPSTREAM_FACTS
+section 7): LoRA on every language-model Linear except ``lm_head``, the
+projector trainable (with its own learning rate if asked), CLIP frozen.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from llava.model.attention import resolve_attn_implementation
+
+logger = logging.getLogger("llava")
+
+# Modules LoRA never targets: the multimodal parts and the output head.
+LORA_EXCLUDED = ("mm_projector", "vision_tower", "vision_resampler")
+
+
+def compute_dtype(training_args) -> torch.dtype:
+    if training_args.bf16:
+        return torch.bfloat16
+    if training_args.fp16:
+        return torch.float16
+    return torch.float32
+
+
+def load_tokenizer(model_args, training_args):
+    """The tokenizer as upstream trains with it: right padding, ``model_max_length``, pad = unk.
+
+    Deviation from upstream: for ``--version v0`` upstream adds a ``[PAD]`` token
+    and resizes the embeddings; here every template pads with ``unk``, which the
+    labels and the attention mask ignore anyway.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.model_name_or_path,
+        cache_dir=training_args.cache_dir,
+        model_max_length=training_args.model_max_length,
+        padding_side="right",
+        use_fast=False,
+    )
+    if tokenizer.unk_token is not None:
+        tokenizer.pad_token = tokenizer.unk_token
+    elif tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def quantization_config(training_args):
+    """bitsandbytes settings for ``--bits 4|8`` (the projector stays unquantized), else None."""
+    if training_args.bits not in (4, 8):
+        return None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=training_args.bits == 4,
+        load_in_8bit=training_args.bits == 8,
+        llm_int8_skip_modules=["mm_projector"],
+        llm_int8_threshold=6.0,
+        llm_int8_has_fp16_weight=False,
+        bnb_4bit_compute_dtype=compute_dtype(training_args),
+        bnb_4bit_use_double_quant=training_args.double_quant,
+        bnb_4bit_quant_type=training_args.quant_type,
+    )
+
+
+def load_language_model(model_args, training_args, attn_implementation: str | None = None):
+    """The (LLaVA or plain Llama) model, quantized when ``--bits`` asks for it."""
+    from transformers import LlamaForCausalLM
+
+    from llava.model import LlavaLlamaForCausalLM
+
+    kwargs = {
+        "cache_dir": training_args.cache_dir,
+        "attn_implementation": resolve_attn_implementation(attn_implementation),
+        "dtype": compute_dtype(training_args),
+    }
+    quant = quantization_config(training_args)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["device_map"] = {"": training_args.device}
+    model_class = LlavaLlamaForCausalLM if model_args.vision_tower is not None else LlamaForCausalLM
+    model = model_class.from_pretrained(model_args.model_name_or_path, **kwargs)
+    model.config.use_cache = False
+    if model_args.freeze_backbone:
+        model.model.requires_grad_(False)
+    return model
+
+
+def prepare_for_training(model, training_args):
+    """k-bit preparation and gradient checkpointing (which needs input grads on the embeddings)."""
+    if training_args.bits in (4, 8):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=training_args.gradient_checkpointing
+        )
+    if training_args.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
+def find_all_linear_names(model) -> list[str]:
+    """Names (last component) of the language model's Linear layers, without ``lm_head``."""
+    linear_types: tuple[type, ...] = (nn.Linear,)
+    try:
+        import bitsandbytes as bnb
+
+        linear_types += (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
+    except ImportError:
+        pass
+    names = set()
+    for name, module in model.named_modules():
+        if any(key in name for key in LORA_EXCLUDED):
+            continue
+        if isinstance(module, linear_types):
+            names.add(name.split(".")[-1])
+    names.discard("lm_head")
+    return sorted(names)
+
+
+def attach_lora(model, training_args):
+    """Wrap ``model`` in LoRA adapters on every language-model Linear."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=training_args.lora_r,
+        lora_alpha=training_args.lora_alpha,
+        target_modules=find_all_linear_names(model),
+        lora_dropout=training_args.lora_dropout,
+        bias=training_args.lora_bias,
+        task_type="CAUSAL_LM",
+    )
+    if training_args.bits == 16:
+        model.to(compute_dtype(training_args))
+    logger.info("Adding LoRA adapters (r=%d, alpha=%d) to %s", config.r, config.lora_alpha, config.target_modules)
+    return get_peft_model(model, config)
+
+
+def attach_vision(model, tokenizer, model_args, data_args, training_args) -> None:
+    """Load the CLIP tower and projector, record the mm_* config keys, fill ``data_args``."""
+    llava = model.get_model()
+    llava.initialize_vision_modules(
+        vision_tower=model_args.vision_tower,
+        mm_vision_select_layer=model_args.mm_vision_select_layer,
+        mm_vision_select_feature=model_args.mm_vision_select_feature,
+        mm_projector_type=model_args.mm_projector_type,
+        mm_patch_merge_type=model_args.mm_patch_merge_type,
+        pretrain_mm_mlp_adapter=model_args.pretrain_mm_mlp_adapter,
+    )
+    dtype = compute_dtype(training_args)
+    tower = model.get_vision_tower()
+    tower.to(device=training_args.device, dtype=dtype)
+    llava.mm_projector.to(device=training_args.device, dtype=dtype if training_args.bits == 16 else torch.float32)
+
+    data_args.image_processor = tower.image_processor
+    data_args.is_multimodal = True
+    data_args.mm_use_im_start_end = model_args.mm_use_im_start_end
+
+    config = model.config
+    config.image_aspect_ratio = data_args.image_aspect_ratio
+    config.tokenizer_padding_side = tokenizer.padding_side
+    config.tokenizer_model_max_length = tokenizer.model_max_length
+    config.tune_mm_mlp_adapter = training_args.tune_mm_mlp_adapter = model_args.tune_mm_mlp_adapter
+    config.freeze_mm_mlp_adapter = training_args.freeze_mm_mlp_adapter
+    config.mm_projector_lr = training_args.mm_projector_lr
+    config.mm_use_im_start_end = model_args.mm_use_im_start_end
+    config.mm_use_im_patch_token = model_args.mm_use_im_patch_token
+    model.initialize_vision_tokenizer(
+        mm_use_im_patch_token=model_args.mm_use_im_patch_token,
+        mm_use_im_start_end=model_args.mm_use_im_start_end,
+        tokenizer=tokenizer,
+    )
+
+
+def set_trainable(model, model_args, training_args) -> None:
+    """Which parameters train: adapters (PEFT set them), the projector unless frozen, CLIP never."""
+    if not hasattr(model, "get_vision_tower") and not hasattr(model, "get_base_model"):
+        return
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not hasattr(base, "get_vision_tower") or base.get_vision_tower() is None:
+        return
+    projector = base.get_model().mm_projector
+    if model_args.tune_mm_mlp_adapter:
+        model.requires_grad_(False)
+        projector.requires_grad_(True)
+    else:
+        # PEFT froze everything but the adapters; the projector trains alongside.
+        projector.requires_grad_(not training_args.freeze_mm_mlp_adapter)
+    base.get_vision_tower().requires_grad_(False)
+
+
+def cast_for_kbit(model, training_args) -> None:
+    """Upstream's dtypes after k-bit preparation: LoRA in bf16 when --bf16, norms in fp32."""
+    if training_args.bits not in (4, 8):
+        return
+    from peft.tuners.lora import LoraLayer
+
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer) and training_args.bf16:
+            module.to(torch.bfloat16)
+        if "norm" in name:
+            module.to(torch.float32)
+        if ("lm_head" in name or "embed_tokens" in name) and hasattr(module, "weight"):
+            if training_args.bf16 and module.weight.dtype == torch.float32:
+                module.to(torch.bfloat16)
+
+
+def build_model(model_args, data_args, training_args, tokenizer, attn_implementation: str | None = None):
+    """The model ready for the Trainer (PEFT-wrapped when ``--lora_enable``)."""
+    model = load_language_model(model_args, training_args, attn_implementation)
+    model = prepare_for_training(model, training_args)
+    if model_args.vision_tower is not None:
+        attach_vision(model, tokenizer, model_args, data_args, training_args)
+    if training_args.lora_enable:
+        model = attach_lora(model, training_args)
+    set_trainable(model, model_args, training_args)
+    cast_for_kbit(model, training_args)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    logger.info("Trainable parameters: %s of %s (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / max(total, 1))
+    return model

@@ -1,0 +1,117 @@
+"""The steps of ``train()``, one function each, so the entry point reads like a table of contents."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from llava.train.model_setup import build_model, load_tokenizer  # noqa: F401  (re-exported steps)
+
+logger = logging.getLogger("llava")
+
+
+def configure_logging(training_args) -> None:
+    """Readable logs: INFO on the main process, warnings only on the others."""
+    import transformers
+
+    main = training_args.local_process_index == 0
+    level = logging.INFO if main else logging.WARNING
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        level=level,
+        stream=sys.stdout,
+        force=True,
+    )
+    logging.getLogger("llava").setLevel(level)
+    transformers.utils.logging.set_verbosity(logging.WARNING if main else logging.ERROR)
+
+
+def conversation_template(version: str):
+    """A private copy of the conversation template ``--version`` names."""
+    from llava import conversation
+
+    if version not in conversation.conv_templates:
+        raise ValueError(f"--version {version!r} is not a conversation template: {sorted(conversation.conv_templates)}")
+    return conversation.conv_templates[version].copy()
+
+
+def num_image_tokens(model_args) -> int:
+    """Positions one image takes in the sequence, from the tower's config (no weights loaded)."""
+    if model_args.vision_tower is None:
+        return 0
+    from transformers import CLIPVisionConfig
+
+    config = CLIPVisionConfig.from_pretrained(model_args.vision_tower)
+    patches = (config.image_size // config.patch_size) ** 2
+    return patches + (1 if model_args.mm_vision_select_feature == "cls_patch" else 0)
+
+
+def check_training_data(tokenizer, template, model_args, data_args, training_args):
+    """Pre-flight check of the training file before any model is loaded.
+
+    Returns the entries to train on. Problems stop the run with one message
+    listing all of them, unless ``--skip_flagged_samples`` asks to drop them
+    (the count is logged).
+    """
+    from llava.train.preflight import run_preflight
+
+    report = run_preflight(
+        data_path=data_args.data_path,
+        image_folder=data_args.image_folder,
+        tokenizer=tokenizer,
+        conversation_template=template,
+        model_max_length=training_args.model_max_length,
+        num_image_tokens=num_image_tokens(model_args),
+        data_args_like=data_args,
+    )
+    return report.entries_or_raise(skip_flagged=getattr(data_args, "skip_flagged_samples", False))
+
+
+def build_data(tokenizer, template, data_args, entries):
+    from llava.train.data import make_supervised_data_module
+
+    return make_supervised_data_module(tokenizer, data_args, conversation_template=template, entries=entries)
+
+
+def build_trainer(model, tokenizer, training_args, data_module, callbacks=None):
+    from llava.train.llava_trainer import LLaVATrainer
+
+    return LLaVATrainer(
+        model=model, processing_class=tokenizer, args=training_args, callbacks=callbacks, **data_module
+    )
+
+
+def latest_checkpoint(output_dir: str) -> str | None:
+    """The newest complete ``checkpoint-N`` in ``output_dir``, or None."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    candidates = []
+    for path in folder.glob("checkpoint-*"):
+        suffix = path.name.split("-", 1)[1]
+        if path.is_dir() and suffix.isdigit() and (path / "trainer_state.json").exists():
+            candidates.append((int(suffix), path))
+    return str(max(candidates)[1]) if candidates else None
+
+
+def fit(trainer, training_args) -> None:
+    """Train, resuming from ``--resume_from_checkpoint`` or the newest checkpoint in ``--output_dir``."""
+    checkpoint = training_args.resume_from_checkpoint or latest_checkpoint(training_args.output_dir)
+    if checkpoint:
+        logger.info("Resuming from %s", checkpoint)
+    else:
+        logger.info("Starting a fresh run in %s", training_args.output_dir)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_state()
+
+
+def save(trainer, model, training_args) -> None:
+    """The final save in upstream's layout (every rank joins; rank 0 writes)."""
+    model.config.use_cache = True
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    from llava.train.checkpointing import safe_save_model_for_hf_trainer
+
+    safe_save_model_for_hf_trainer(trainer, training_args.output_dir)

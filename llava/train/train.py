@@ -1,0 +1,80 @@
+"""Fine-tune LLaVA: upstream's ``llava/train/train.py`` front.
+
+Run (any upstream recipe works unchanged):
+
+    deepspeed llava/train/train_mem.py --deepspeed scripts/zero2.json \
+        --model_name_or_path liuhaotian/llava-v1.5-7b --version v1 \
+        --lora_enable True --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5 --bits 4 \
+        --data_path playground/data/okvqa/train.json --image_folder playground/data/coco \
+        --vision_tower openai/clip-vit-large-patch14-336 --mm_projector_type mlp2x_gelu \
+        --mm_vision_select_layer -2 --image_aspect_ratio pad --bf16 True \
+        --output_dir checkpoints/llava-v1.5-7b-okvqa-qlora ...
+
+    python llava/train/train.py ...      # one process, no DeepSpeed needed
+
+``train()`` is the table of contents; each step lives in its own module:
+arguments (``arguments``), data checks (``preflight``), tokenizer and model
+(``model_setup``), data (``data``), the Trainer (``llava_trainer``) and the
+final save (``checkpointing``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: python llava/train/train.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, parse_args  # noqa: E402
+from llava.train.checkpointing import safe_save_model_for_hf_trainer  # noqa: E402
+from llava.train.data import (  # noqa: E402
+    DataCollatorForSupervisedDataset,
+    LazySupervisedDataset,
+    make_supervised_data_module,
+    preprocess,
+    preprocess_multimodal,
+)
+from llava.train.model_setup import find_all_linear_names  # noqa: E402
+
+logger = logging.getLogger("llava")
+
+__all__ = [
+    "DataArguments",
+    "DataCollatorForSupervisedDataset",
+    "LazySupervisedDataset",
+    "ModelArguments",
+    "TrainingArguments",
+    "find_all_linear_names",
+    "make_supervised_data_module",
+    "preprocess",
+    "preprocess_multimodal",
+    "safe_save_model_for_hf_trainer",
+    "train",
+]
+
+
+def train(attn_implementation: str | None = None, argv: list[str] | None = None, callbacks: list | None = None):
+    """Parse the command line, build model and data, fit, save; returns the Trainer.
+
+    ``argv`` defaults to ``sys.argv[1:]``; ``callbacks`` are extra ``TrainerCallback``s
+    (benchmarks and tests use them to observe a real run).
+    """
+    from llava.train import steps
+
+    model_args, data_args, training_args = parse_args(argv)
+    steps.configure_logging(training_args)
+    tokenizer = steps.load_tokenizer(model_args, training_args)
+    template = steps.conversation_template(model_args.version)
+    entries = steps.check_training_data(tokenizer, template, model_args, data_args, training_args)
+    model = steps.build_model(model_args, data_args, training_args, tokenizer, attn_implementation)
+    data_module = steps.build_data(tokenizer, template, data_args, entries)
+    trainer = steps.build_trainer(model, tokenizer, training_args, data_module, callbacks)
+    steps.fit(trainer, training_args)
+    steps.save(trainer, model, training_args)
+    return trainer
+
+
+if __name__ == "__main__":
+    train()

@@ -1,0 +1,61 @@
+"""Projector shapes and names, and the attention-kernel seam."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from llava.model.attention import resolve_attn_implementation
+from llava.model.multimodal_projector.builder import build_projector, is_valid_projector_type
+
+
+@pytest.mark.parametrize(
+    "kind, names",
+    [
+        ("linear", {"weight", "bias"}),
+        ("mlp2x_gelu", {"0.weight", "0.bias", "2.weight", "2.bias"}),
+        ("mlp3x_gelu", {"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"}),
+    ],
+)
+def test_projector_parameter_names_match_upstream(kind, names):
+    projector = build_projector(kind, 8, 16)
+    assert set(projector.state_dict()) == names
+    assert projector(torch.zeros(2, 3, 8)).shape == (2, 3, 16)
+
+
+def test_identity_and_unknown_projectors():
+    assert build_projector("identity", 8, 8)(torch.ones(1, 8)).sum() == 8
+    assert is_valid_projector_type("mlp4x_gelu") and not is_valid_projector_type("mlp_gelu")
+    with pytest.raises(ValueError, match="mlp<N>x_gelu"):
+        build_projector("qformer", 8, 8)
+
+
+def test_flash_attention_falls_back_to_sdpa_with_one_line(caplog, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="llava"):
+        assert resolve_attn_implementation("flash_attention_2") == "sdpa"
+    lines = [r for r in caplog.records if "FlashAttention-2 unavailable" in r.getMessage()]
+    assert len(lines) == 1 and "no CUDA device" in lines[0].getMessage()
+
+
+def test_default_and_explicit_implementations_pass_through():
+    assert resolve_attn_implementation(None) == "sdpa"
+    assert resolve_attn_implementation("eager") == "eager"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU with flash-attn")
+def test_flash_attention_agrees_with_sdpa_on_gpu(tiny_llava_dir):  # pragma: no cover - GPU only
+    from llava.model import LlavaLlamaForCausalLM
+
+    pytest.importorskip("flash_attn")
+    ids = torch.tensor([[1, 10, 11, 12, 13]], device="cuda")
+    logits = {}
+    for impl in ("sdpa", "flash_attention_2"):
+        model = LlavaLlamaForCausalLM.from_pretrained(
+            str(tiny_llava_dir), attn_implementation=impl, dtype=torch.bfloat16
+        ).cuda()
+        logits[impl] = model(input_ids=ids).logits.float()
+    torch.testing.assert_close(logits["sdpa"], logits["flash_attention_2"], atol=2e-2, rtol=2e-2)

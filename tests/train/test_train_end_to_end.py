@@ -1,0 +1,122 @@
+"""The whole LoRA fine-tune through the real entry points, on the tiny model.
+
+Each run is a subprocess launched as users launch it (``python`` or
+``deepspeed --num_gpus 2`` over gloo on the CPU), with upstream's flags. The
+helper ``fingerprint_train.py`` reports what changed after training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from llava.train.checkpointing import NON_LORA_FILE
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = Path(__file__).with_name("fingerprint_train.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recipe_flags(model_dir: Path, data_dir: Path, output_dir: Path, epochs: int = 3) -> list[str]:
+    """Upstream's task-LoRA flags, scaled down to the tiny model."""
+    return [
+        "--lora_enable", "True", "--lora_r", "8", "--lora_alpha", "16", "--mm_projector_lr", "2e-3",
+        "--model_name_or_path", str(model_dir), "--version", "v1",
+        "--data_path", str(data_dir / "train.json"), "--image_folder", str(data_dir / "images"),
+        "--vision_tower", str(model_dir / "clip-vision-tower"),
+        "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", "-2",
+        "--mm_use_im_start_end", "False", "--mm_use_im_patch_token", "False",
+        "--image_aspect_ratio", "pad", "--group_by_modality_length", "True",
+        "--output_dir", str(output_dir), "--num_train_epochs", str(epochs),
+        "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
+        "--save_strategy", "no", "--learning_rate", "2e-3", "--weight_decay", "0.",
+        "--warmup_ratio", "0.03", "--lr_scheduler_type", "cosine", "--logging_steps", "1",
+        "--model_max_length", "512", "--gradient_checkpointing", "True",
+        "--dataloader_num_workers", "0", "--lazy_preprocess", "True", "--report_to", "none",
+        "--seed", "0",
+    ]
+
+
+def run(command: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command[:6])} ... failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def deepspeed_command(processes: int, config: str) -> list[str]:
+    launcher = shutil.which("deepspeed") or str(Path(sys.executable).with_name("deepspeed"))
+    return [launcher, "--num_gpus", str(processes), "--master_port", str(_free_port()), str(HELPER),
+            "--deepspeed", str(ROOT / "scripts" / config)]
+
+
+def check_run(output_dir: Path, report: dict) -> None:
+    losses = report["losses"]
+    assert len(losses) >= 6
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < first, f"loss did not fall: {losses}"
+    assert report["base_identical"], report["mismatches"][:5]
+    assert report["tower_identical"], report["mismatches"][:5]
+    assert report["projector_changed"] and report["lora_nonzero"]
+    assert all("lora_" in name or "mm_projector" in name for name in report["trainable"])
+
+    # Upstream's output layout for a LoRA run.
+    files = {path.name for path in output_dir.iterdir()}
+    assert {"config.json", "adapter_config.json", NON_LORA_FILE} <= files
+    assert "adapter_model.safetensors" in files or "adapter_model.bin" in files
+    from safetensors.torch import load_file
+
+    adapter = load_file(str(output_dir / "adapter_model.safetensors"))
+    assert adapter and all("lora_" in key for key in adapter)
+    extras = torch.load(output_dir / NON_LORA_FILE, weights_only=True)
+    assert sorted(extras) == [
+        "base_model.model.model.mm_projector.0.bias", "base_model.model.model.mm_projector.0.weight",
+        "base_model.model.model.mm_projector.2.bias", "base_model.model.model.mm_projector.2.weight",
+    ]
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["model_type"] == "llava_llama" and config["mm_projector_lr"] == 2e-3
+    assert not [path for path in output_dir.iterdir() if path.name.startswith(".")], "temporary files left"
+
+
+def test_lora_fine_tune_single_process(tiny_llava_dir, colour_vqa_dir, tmp_path):
+    output = tmp_path / "llava-tiny-task-lora"
+    report_file = tmp_path / "report.json"
+    run([sys.executable, str(HELPER), *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
+         "--fingerprint", str(report_file)])
+    check_run(output, json.loads(report_file.read_text()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["zero2.json", "zero3.json"])
+def test_lora_fine_tune_deepspeed_two_processes(tiny_llava_dir, colour_vqa_dir, tmp_path, config):
+    output = tmp_path / "llava-tiny-task-lora"
+    report_file = tmp_path / "report.json"
+    run([*deepspeed_command(2, config), *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
+         "--fingerprint", str(report_file)])
+    check_run(output, json.loads(report_file.read_text()))
+
+
+@pytest.mark.slow
+def test_qlora_4bit_zero2_two_processes(tiny_llava_dir, colour_vqa_dir, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    output = tmp_path / "llava-tiny-task-qlora"
+    report_file = tmp_path / "report.json"
+    run([*deepspeed_command(2, "zero2.json"), *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
+         "--bits", "4", "--bf16", "True", "--fingerprint", str(report_file)])
+    report = json.loads(report_file.read_text())
+    assert report.get("packed_4bit_skipped", 0) > 0  # the base really was quantized
+    check_run(output, report)
