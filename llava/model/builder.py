@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_PATCH_TOKEN
+from llava.model.llava_arch import QUANTIZATION_SKIP_MODULES
 
 logger = logging.getLogger("llava")
 
@@ -65,14 +66,14 @@ def _quantization_kwargs(load_8bit: bool, load_4bit: bool, dtype: torch.dtype) -
     except ImportError as error:  # pragma: no cover - part of transformers
         raise ImportError("4/8-bit loading needs bitsandbytes: pip install -e '.[train]'") from error
     if load_8bit:
-        config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["mm_projector"])
+        config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=QUANTIZATION_SKIP_MODULES)
     else:
         config = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_compute_dtype=dtype,
             bnb_4bit_use_double_quant=True,
             bnb_4bit_quant_type="nf4",
-            llm_int8_skip_modules=["mm_projector"],
+            llm_int8_skip_modules=QUANTIZATION_SKIP_MODULES,
         )
     return {"quantization_config": config}
 

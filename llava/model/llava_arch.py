@@ -22,6 +22,11 @@ from .multimodal_projector.builder import build_projector, build_vision_projecto
 
 logger = logging.getLogger("llava")
 
+# Modules bitsandbytes must leave in full precision (the trainable projector).
+# transformers 5 matches these against full module names from the start, so a
+# bare "mm_projector" no longer matches "model.mm_projector.0": hence the regex.
+QUANTIZATION_SKIP_MODULES = [r".*mm_projector"]
+
 
 class LlavaMetaModel:
     """Mixin for the decoder model: holds the (lazily loaded) CLIP tower and the projector."""

@@ -27,6 +27,7 @@ logger = logging.getLogger("llava")
 NON_LORA_FILE = "non_lora_trainables.bin"
 PROJECTOR_FILE = "mm_projector.bin"
 PROJECTOR_KEYS = ("mm_projector", "vision_resampler")
+STAGING_DIR = ".staging"
 
 
 def gathered_copy(param: torch.Tensor) -> torch.Tensor:
@@ -131,6 +132,54 @@ def save_lora_run(model, output_dir: str | os.PathLike, args) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("Saved LoRA adapter (%d tensors) and %d non-LoRA tensors to %s", len(adapter), len(extras), output)
+
+
+def publish_checkpoint(staged: str | os.PathLike, final: str | os.PathLike, state) -> None:
+    """Rename a fully written checkpoint into place and point its trainer state at it.
+
+    The Trainer recorded paths under the staging folder; ``best_model_checkpoint``
+    is recomputed against the final folder and ``trainer_state.json`` rewritten.
+    """
+    staged, final = Path(staged), Path(final)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staged, final)
+    if getattr(state, "best_global_step", None):
+        best = final.parent / f"checkpoint-{state.best_global_step}"
+        if best.exists():
+            state.best_model_checkpoint = str(best)
+    if (final / "trainer_state.json").exists():
+        state.save_to_json(str(final / "trainer_state.json"))
+    try:
+        staged.parent.rmdir()
+    except OSError:
+        pass  # another checkpoint is being staged
+
+
+def load_non_lora_trainables(model, checkpoint_dir: str | os.PathLike) -> int:
+    """Copy a checkpoint's ``non_lora_trainables.bin`` into the (PEFT-wrapped) training model.
+
+    Keys are matched as saved (``base_model.model.…``); under ZeRO-3 each
+    parameter is gathered, written on every rank, and re-partitioned.
+    """
+    path = Path(checkpoint_dir) / NON_LORA_FILE
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    params = dict(model.named_parameters())
+    unknown = sorted(set(state) - set(params))
+    if unknown:
+        raise ValueError(f"{path} does not fit the model being trained: unknown keys {unknown[:5]}")
+    for name, value in state.items():
+        param = params[name]
+        if hasattr(param, "ds_id"):
+            from deepspeed import zero
+
+            with zero.GatheredParameters([param], modifier_rank=0):
+                param.data.copy_(value.to(param.dtype))
+        else:
+            with torch.no_grad():
+                param.copy_(value.to(device=param.device, dtype=param.dtype))
+    logger.info("Restored %d non-LoRA tensors (projector, ...) from %s", len(state), path)
+    return len(state)
 
 
 def safe_save_model_for_hf_trainer(trainer, output_dir: str) -> None:

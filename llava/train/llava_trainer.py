@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import torch
 from torch.utils.data import Sampler
 from transformers import Trainer
+from transformers.trainer import rotate_checkpoints
 
 from llava.train import checkpointing
 
@@ -78,10 +80,16 @@ def modality_length_grouped_indices(lengths, batch_size: int, world_size: int, g
 
 
 class LengthGroupedSampler(Sampler):
-    """Samples indices grouped by length (and, optionally, by modality)."""
+    """Samples indices grouped by length (and, optionally, by modality).
+
+    The order depends only on ``seed`` and the epoch (``set_epoch``, which the
+    Trainer calls), so a resumed run sees exactly the batches an uninterrupted
+    run would. Deviation from upstream: upstream draws from the global RNG,
+    whose state on resume differs from an uninterrupted run's.
+    """
 
     def __init__(self, batch_size: int, world_size: int, lengths=None, generator=None,
-                 variable_length: bool = False, group_by_modality: bool = False):
+                 variable_length: bool = False, group_by_modality: bool = False, seed: int = 0):
         if lengths is None:
             raise ValueError("LengthGroupedSampler needs the per-sample lengths.")
         self.batch_size = batch_size
@@ -89,6 +97,11 @@ class LengthGroupedSampler(Sampler):
         self.lengths = list(lengths)
         self.generator = generator
         self.group_by_modality = group_by_modality
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -96,7 +109,10 @@ class LengthGroupedSampler(Sampler):
     def __iter__(self):
         grouping = modality_length_grouped_indices if self.group_by_modality else length_grouped_indices
         lengths = self.lengths if self.group_by_modality else [abs(x) for x in self.lengths]
-        return iter(grouping(lengths, self.batch_size, self.world_size, self.generator))
+        generator = self.generator
+        if generator is None:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(grouping(lengths, self.batch_size, self.world_size, generator))
 
 
 class LLaVATrainer(Trainer):
@@ -108,6 +124,7 @@ class LLaVATrainer(Trainer):
                 world_size=self.args.world_size * self.args.gradient_accumulation_steps,
                 lengths=dataset.modality_lengths,
                 group_by_modality=True,
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             )
         return super()._get_train_sampler(dataset)
 
@@ -134,14 +151,47 @@ class LLaVATrainer(Trainer):
         self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
         return self.optimizer
 
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Also restore the projector: the Trainer reloads only the adapter of a PEFT model."""
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        target = self.model if model is None else model
+        if os.path.exists(os.path.join(resume_from_checkpoint, checkpointing.NON_LORA_FILE)):
+            checkpointing.load_non_lora_trainables(target, resume_from_checkpoint)
+
+    # Checkpoints are written under output_dir/.staging and renamed into place
+    # once every rank has finished, so a run killed mid-save never leaves a
+    # partial checkpoint-N behind (resume would pick it up).
+    _staging_root: str | None = None
+
+    def _get_output_dir(self, trial) -> str:
+        return self._staging_root or super()._get_output_dir(trial)
+
     def _save_checkpoint(self, model, trial, *args, **kwargs):
-        if getattr(self.args, "tune_mm_mlp_adapter", False):
-            # Stage-1 pretraining: the projector is the only thing trained.
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            checkpointing.save_projector(self.model, folder, self.args)
-            return None
-        result = super()._save_checkpoint(model, trial, *args, **kwargs)
-        if getattr(self.args, "lora_enable", False):
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            checkpointing.save_lora_extras(self.model, folder, self.args)
-        return result
+        run_dir = self._get_output_dir(trial)
+        folder = f"checkpoint-{self.state.global_step}"
+        staging_root = os.path.join(run_dir, checkpointing.STAGING_DIR)
+        staged = os.path.join(staging_root, folder)
+        if self.args.should_save and os.path.exists(staged):
+            shutil.rmtree(staged)  # left over from a run killed while saving
+        self.accelerator.wait_for_everyone()
+        self._staging_root = staging_root
+        try:
+            if getattr(self.args, "tune_mm_mlp_adapter", False):
+                # Stage-1 pretraining: the projector is the only thing trained.
+                checkpointing.save_projector(self.model, staged, self.args)
+            else:
+                super()._save_checkpoint(model, trial, *args, **kwargs)
+                if getattr(self.args, "lora_enable", False):
+                    checkpointing.save_lora_extras(self.model, staged, self.args)
+        finally:
+            self._staging_root = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            checkpointing.publish_checkpoint(staged, os.path.join(run_dir, folder), self.state)
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=False,
+            )
+        self.accelerator.wait_for_everyone()

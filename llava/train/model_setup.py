@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from llava.model.attention import resolve_attn_implementation
+from llava.model.llava_arch import QUANTIZATION_SKIP_MODULES
 
 logger = logging.getLogger("llava")
 
@@ -63,7 +64,7 @@ def quantization_config(training_args):
     return BitsAndBytesConfig(
         load_in_4bit=training_args.bits == 4,
         load_in_8bit=training_args.bits == 8,
-        llm_int8_skip_modules=["mm_projector"],
+        llm_int8_skip_modules=QUANTIZATION_SKIP_MODULES,
         llm_int8_threshold=6.0,
         llm_int8_has_fp16_weight=False,
         bnb_4bit_compute_dtype=compute_dtype(training_args),

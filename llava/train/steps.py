@@ -13,9 +13,14 @@ logger = logging.getLogger("llava")
 
 
 def configure_logging(training_args) -> None:
-    """Readable logs: INFO on the main process, warnings only on the others."""
+    """Readable logs: INFO on the main process, warnings only on the others.
+
+    Also initialises the process group (reading ``training_args.device`` does):
+    ZeRO-3 partitions weights while they load, which needs the world size.
+    """
     import transformers
 
+    _ = training_args.device
     main = training_args.local_process_index == 0
     level = logging.INFO if main else logging.WARNING
     logging.basicConfig(
@@ -30,12 +35,10 @@ def configure_logging(training_args) -> None:
 
 
 def conversation_template(version: str):
-    """A private copy of the conversation template ``--version`` names."""
-    from llava import conversation
+    """A private copy of the template ``--version`` trains with (upstream's rule: v0 keeps the default)."""
+    from llava.conversation import template_for_version
 
-    if version not in conversation.conv_templates:
-        raise ValueError(f"--version {version!r} is not a conversation template: {sorted(conversation.conv_templates)}")
-    return conversation.conv_templates[version].copy()
+    return template_for_version(version)
 
 
 def num_image_tokens(model_args) -> int:
@@ -56,8 +59,15 @@ def check_training_data(tokenizer, template, model_args, data_args, training_arg
     listing all of them, unless ``--skip_flagged_samples`` asks to drop them
     (the count is logged).
     """
+    from types import SimpleNamespace
+
     from llava.train.preflight import run_preflight
 
+    # What train() sets on data_args once the tower is attached, known already.
+    multimodal = SimpleNamespace(
+        is_multimodal=model_args.vision_tower is not None or data_args.is_multimodal,
+        mm_use_im_start_end=model_args.mm_use_im_start_end,
+    )
     report = run_preflight(
         data_path=data_args.data_path,
         image_folder=data_args.image_folder,
@@ -65,9 +75,11 @@ def check_training_data(tokenizer, template, model_args, data_args, training_arg
         conversation_template=template,
         model_max_length=training_args.model_max_length,
         num_image_tokens=num_image_tokens(model_args),
-        data_args_like=data_args,
+        data_args_like=multimodal,
     )
-    return report.entries_or_raise(skip_flagged=getattr(data_args, "skip_flagged_samples", False))
+    return report.entries_or_raise(
+        skip_flagged=data_args.skip_flagged_samples, skip_hint="--skip_flagged_samples True"
+    )
 
 
 def build_data(tokenizer, template, data_args, entries):

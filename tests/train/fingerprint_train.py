@@ -54,7 +54,7 @@ def main() -> None:
             result["projector_changed"] |= not torch.equal(value.float(), original[key].float())
         elif "vision_tower" in key:
             tower_key = key.split("model.vision_tower.vision_tower.", 1)[1]
-            if not torch.equal(value.float(), tower[tower_key].float()):
+            if not torch.equal(value, tower[tower_key].to(value.dtype)):  # frozen, maybe cast
                 result["tower_identical"] = False
                 result["mismatches"].append(key)
         elif not value.dtype.is_floating_point:

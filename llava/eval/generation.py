@@ -1,0 +1,86 @@
+"""Batched greedy answering: prompts in the training template, images, left padding, KV cache.
+
+One implementation for offline answering (``llava.eval.model_vqa``) and for
+evaluation between epochs, so both produce the same text for the same model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 16
+    temperature: float = 0.0
+    top_p: float | None = None
+    num_beams: int = 1
+
+    def generate_kwargs(self, tokenizer) -> dict:
+        sampling = self.temperature > 0
+        kwargs = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": sampling,
+            "num_beams": self.num_beams,
+            "use_cache": True,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        }
+        if sampling:
+            kwargs["temperature"] = self.temperature
+            if self.top_p is not None:
+                kwargs["top_p"] = self.top_p
+        return kwargs
+
+
+def build_prompt(question: str, template, with_image: bool = True, mm_use_im_start_end: bool = False) -> str:
+    """The training prompt for ``question`` with the assistant turn left open."""
+    if with_image:
+        image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if mm_use_im_start_end else DEFAULT_IMAGE_TOKEN
+        question = image + "\n" + question
+    conversation = template.copy()
+    conversation.messages = []
+    conversation.append_message(conversation.roles[0], question)
+    conversation.append_message(conversation.roles[1], None)
+    return conversation.get_prompt()
+
+
+def _padded(sequences: Sequence[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        span = slice(width - len(sequence), width) if side == "left" else slice(0, len(sequence))
+        ids[row, span] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
+@torch.inference_mode()
+def answer_batch(model, tokenizer, prompts: Sequence[str], images: torch.Tensor | None,
+                 settings: GenerationSettings = GenerationSettings()) -> list[str]:
+    """Answers for a batch of prompts (each with its image), decoded and stripped.
+
+    With images the model re-pads the spliced prompts on the left itself;
+    text-only prompts are left-padded here.
+    """
+    from llava.mm_utils import tokenizer_image_token
+
+    sequences = [tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX) for prompt in prompts]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids, mask = _padded(sequences, pad_id, "right" if images is not None else "left")
+    device = model.device
+    if images is not None:
+        vision_dtype = model.get_vision_tower().dtype
+        images = images.to(device=device, dtype=vision_dtype)
+    output = model.generate(
+        ids.to(device), images=images, attention_mask=mask.to(device), **settings.generate_kwargs(tokenizer)
+    )
+    if images is None:  # plain generate returns prompt + answer
+        output = output[:, ids.shape[1] :]
+    return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]

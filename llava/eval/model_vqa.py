@@ -1,0 +1,172 @@
+"""Answer a question file with a LLaVA checkpoint (upstream's ``model_vqa.py``), batched.
+
+    python -m llava.eval.model_vqa --model-path checkpoints/llava-v1.5-7b-okvqa-qlora \
+        --model-base liuhaotian/llava-v1.5-7b --question-file playground/data/okvqa/val_questions.jsonl \
+        --image-folder playground/data/coco --answers-file answers/okvqa_val.jsonl \
+        --conv-mode vicuna_v1 --temperature 0 --batch-size 32
+
+Reads JSONL questions (``question_id``, ``image``, ``text``) and writes JSONL
+answers (``question_id``, ``prompt``, ``text``, ``answer_id``, ``model_id``,
+``metadata``), as upstream. Beyond upstream: ``--batch-size`` (greedy answers
+equal batch size 1), ``--max-new-tokens``, a progress bar, and resuming: question
+ids already in the answers file are skipped, so a killed run continues where it
+stopped. Shard over GPUs with ``--num-chunks N --chunk-idx K``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import uuid
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def split_list(items: list, parts: int) -> list[list]:
+    """``parts`` consecutive chunks of (roughly) equal size, as upstream splits."""
+    size = math.ceil(len(items) / parts)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def get_chunk(items: list, parts: int, index: int) -> list:
+    chunks = split_list(items, parts)
+    return chunks[index] if index < len(chunks) else []
+
+
+def read_questions(path: str) -> list[dict]:
+    questions = []
+    with open(os.path.expanduser(path)) as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                question = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from error
+            missing = [key for key in ("question_id", "text") if key not in question]
+            if missing:
+                raise ValueError(f"{path}:{line_number}: question lacks {missing}")
+            questions.append(question)
+    return questions
+
+
+def answered_ids(path: Path) -> set:
+    """Question ids already answered; a torn last line (a killed run) is cut off."""
+    if not path.exists():
+        return set()
+    done, good_bytes = set(), 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                done.add(json.loads(raw)["question_id"])
+            except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+                break
+            good_bytes += len(raw)
+    if good_bytes != path.stat().st_size:
+        with open(path, "r+b") as handle:
+            handle.truncate(good_bytes)
+    return done
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def eval_model(args: argparse.Namespace) -> Path:
+    """Answer every not-yet-answered question of this chunk; returns the answers file."""
+    from PIL import Image
+
+    from llava.conversation import conv_templates
+    from llava.eval.generation import GenerationSettings, answer_batch, build_prompt
+    from llava.mm_utils import get_model_name_from_path, process_images
+    from llava.model.builder import load_pretrained_model
+
+    questions = get_chunk(read_questions(args.question_file), args.num_chunks, args.chunk_idx)
+    answers_path = Path(os.path.expanduser(args.answers_file))
+    answers_path.parent.mkdir(parents=True, exist_ok=True)
+    done = answered_ids(answers_path)
+    todo = [q for q in questions if q["question_id"] not in done]
+    if done:
+        print(f"resuming: {len(questions) - len(todo)} of {len(questions)} questions already answered")
+    if not todo:
+        return answers_path
+
+    model_path = os.path.expanduser(args.model_path)
+    model_name = get_model_name_from_path(model_path)
+    tokenizer, model, image_processor, _ = load_pretrained_model(
+        model_path, args.model_base, model_name, load_8bit=args.load_8bit, load_4bit=args.load_4bit,
+        device=args.device,
+    )
+    template = conv_templates[args.conv_mode]
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, num_beams=args.num_beams
+    )
+    mm_start_end = getattr(model.config, "mm_use_im_start_end", False)
+    with open(answers_path, "a") as out, tqdm(total=len(todo), desc="answering", unit="q") as progress:
+        for batch in _batches(todo, args.batch_size):
+            with_image = [bool(q.get("image")) for q in batch]
+            if any(with_image) and not all(with_image):
+                # Mixed batches would need per-row images; answer them one by one.
+                groups = [[q] for q in batch]
+            else:
+                groups = [batch]
+            for group in groups:
+                has_image = bool(group[0].get("image"))
+                prompts = [build_prompt(q["text"], template, has_image, mm_start_end) for q in group]
+                images = None
+                if has_image:
+                    pictures = [Image.open(os.path.join(args.image_folder, q["image"])).convert("RGB") for q in group]
+                    images = process_images(pictures, image_processor, model.config)
+                texts = answer_batch(model, tokenizer, prompts, images, settings)
+                for question, text in zip(group, texts):
+                    record = {
+                        "question_id": question["question_id"],
+                        "prompt": question["text"],
+                        "text": text,
+                        "answer_id": uuid.uuid4().hex[:22],
+                        "model_id": model_name,
+                        "metadata": {},
+                    }
+                    out.write(json.dumps(record) + "\n")
+                out.flush()
+                progress.update(len(group))
+    return answers_path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m llava.eval.model_vqa",
+        description="Answer a JSONL question file with a LLaVA checkpoint (batched, resumable).",
+    )
+    parser.add_argument("--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder or hub id")
+    parser.add_argument("--model-base", type=str, default=None, help="base model for LoRA / projector-only runs")
+    parser.add_argument("--image-folder", type=str, default="", help="folder the questions' image paths are relative to")
+    parser.add_argument("--question-file", type=str, default="tables/question.jsonl")
+    parser.add_argument("--answers-file", type=str, default="answer.jsonl", help="JSONL output (appended; resumable)")
+    parser.add_argument("--conv-mode", type=str, default="llava_v1", help="conversation template (vicuna_v1 for LLaVA-1.5)")
+    parser.add_argument("--num-chunks", type=int, default=1, help="split the questions into this many shards")
+    parser.add_argument("--chunk-idx", type=int, default=0, help="which shard this process answers")
+    parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy decoding")
+    parser.add_argument("--top_p", type=float, default=None)
+    parser.add_argument("--num_beams", type=int, default=1)
+    parser.add_argument("--max-new-tokens", type=int, default=1024, help="upstream's fixed value; 16 is enough for VQA")
+    parser.add_argument("--batch-size", type=int, default=1, help="questions per generate() call")
+    parser.add_argument("--device", type=str, default="cuda", help="cuda or cpu (cuda falls back to cpu without CUDA)")
+    parser.add_argument("--load-4bit", action="store_true")
+    parser.add_argument("--load-8bit", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or args.num_chunks < 1 or not 0 <= args.chunk_idx < args.num_chunks:
+        raise SystemExit("--batch-size and --num-chunks must be >= 1 and 0 <= --chunk-idx < --num-chunks")
+    return eval_model(args)
+
+
+if __name__ == "__main__":
+    main()

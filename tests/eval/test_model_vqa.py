@@ -1,0 +1,68 @@
+"""Offline answering: upstream's answer format, batching that changes nothing, resume, chunks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llava.eval.model_vqa import answered_ids, get_chunk, main, split_list
+
+
+@pytest.fixture(scope="module")
+def question_file(colour_vqa_dir, tmp_path_factory):
+    entries = json.loads((colour_vqa_dir / "train.json").read_text())
+    path = tmp_path_factory.mktemp("questions") / "questions.jsonl"
+    with open(path, "w") as handle:
+        for entry in entries[:9]:
+            text = entry["conversations"][0]["value"].replace("<image>\n", "")
+            handle.write(json.dumps({"question_id": entry["id"], "image": entry["image"], "text": text}) + "\n")
+    return path
+
+
+def answer(model_dir, questions, images, answers, *extra):
+    return main(["--model-path", str(model_dir), "--question-file", str(questions), "--image-folder", str(images),
+                 "--answers-file", str(answers), "--conv-mode", "vicuna_v1", "--temperature", "0",
+                 "--max-new-tokens", "6", "--device", "cpu", *extra])
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_batched_answers_equal_one_at_a_time(tiny_llava_dir, colour_vqa_dir, question_file, tmp_path):
+    single = read(answer(tiny_llava_dir, question_file, colour_vqa_dir / "images", tmp_path / "b1.jsonl"))
+    batched = read(answer(tiny_llava_dir, question_file, colour_vqa_dir / "images", tmp_path / "b4.jsonl",
+                          "--batch-size", "4"))
+    assert [r["text"] for r in single] == [r["text"] for r in batched]
+    assert any(r["text"] for r in single)
+    record = single[0]
+    assert set(record) == {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}
+    assert record["question_id"] == "q0" and record["model_id"] == tiny_llava_dir.name
+    assert record["prompt"].startswith("What colour is the shape?")
+
+
+def test_resume_skips_answered_questions_and_cuts_a_torn_line(tiny_llava_dir, colour_vqa_dir, question_file, tmp_path):
+    complete = read(answer(tiny_llava_dir, question_file, colour_vqa_dir / "images", tmp_path / "all.jsonl"))
+    partial = tmp_path / "partial.jsonl"
+    lines = (tmp_path / "all.jsonl").read_text().splitlines(keepends=True)
+    partial.write_text("".join(lines[:3]) + lines[3][:20])  # killed while writing line 4
+    assert answered_ids(partial) == {"q0", "q1", "q2"}
+    resumed = read(answer(tiny_llava_dir, question_file, colour_vqa_dir / "images", partial, "--batch-size", "3"))
+    assert [r["question_id"] for r in resumed] == [r["question_id"] for r in complete]
+    assert [r["text"] for r in resumed] == [r["text"] for r in complete]
+
+
+def test_chunks_cover_every_question_once():
+    items = list(range(10))
+    chunks = split_list(items, 3)
+    assert chunks == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert sum((get_chunk(items, 3, k) for k in range(3)), []) == items
+    assert get_chunk(list(range(2)), 4, 3) == []
+
+
+def test_bad_question_file_names_the_line(tmp_path, tiny_llava_dir):
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"question_id": 1, "text": "a"}\n{"question_id": 2\n')
+    with pytest.raises(ValueError, match=r"q.jsonl:2: not valid JSON"):
+        answer(tiny_llava_dir, bad, tmp_path, tmp_path / "a.jsonl")
