@@ -3,7 +3,16 @@
 Each image is a coloured shape on white; the question asks for its colour or
 its shape, so a model that looks at the picture can get it right and one that
 does not stays at chance (1 in 4). Used by tests, benchmarks and the CPU demo;
-nothing is downloaded.
+nothing is downloaded. Two layouts:
+
+- ``write_llava_vqa``: LLaVA training format directly (tests, benchmarks);
+- ``write_okvqa_layout`` / ``python -m llava.data.synthetic --out DIR``: the
+  official OK-VQA files and COCO-style image folders, so the demo runs the
+  real converter::
+
+      DIR/okvqa/OpenEnded_mscoco_{train,val}2014_questions.json
+      DIR/okvqa/mscoco_{train,val}2014_annotations.json
+      DIR/coco/{train,val}2014/COCO_{split}2014_{image_id:012d}.jpg
 """
 
 from __future__ import annotations
@@ -73,3 +82,79 @@ def write_llava_vqa(folder, count: int = 24, text_only: int = 2, seed: int = 0, 
         })
     (folder / "train.json").write_text(json.dumps(entries, indent=1))
     return folder
+
+
+# Knowledge categories are borrowed from OK-VQA so per-category scores have something to show.
+_CATEGORY = {"colour": "three", "shape": "nine"}
+# A few annotators answer with a near-synonym, as in the real data.
+_VARIANTS = {"red": "dark red", "green": "lime", "blue": "navy", "yellow": "gold",
+             "circle": "round", "square": "box", "triangle": "pyramid", "cross": "plus"}
+
+
+def _split_records(split: str, count: int, first_image_id: int, rng: random.Random, image_dir: Path):
+    questions, annotations = [], []
+    colours = sorted(COLOURS)
+    for index in range(count):
+        image_id = first_image_id + index
+        colour, shape = rng.choice(colours), rng.choice(SHAPES)
+        kind = "colour" if index % 2 == 0 else "shape"
+        answer = colour if kind == "colour" else shape
+        picture = draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30))
+        picture.save(image_dir / f"COCO_{split}2014_{image_id:012d}.jpg", quality=95)
+        question_id = image_id * 10 + 1
+        questions.append({"image_id": image_id, "question": QUESTIONS[kind], "question_id": question_id})
+        answers = [answer] * 8 + [_VARIANTS[answer]] * 2
+        rng.shuffle(answers)
+        annotations.append({
+            "image_id": image_id,
+            "question_id": question_id,
+            "question_type": _CATEGORY[kind],
+            "answer_type": "other",
+            "confidence": 3,
+            "answers": [
+                {"answer": text, "raw_answer": text, "answer_confidence": "yes", "answer_id": number + 1}
+                for number, text in enumerate(answers)
+            ],
+        })
+    return questions, annotations
+
+
+def write_okvqa_layout(out_dir, train_size: int = 320, val_size: int = 96, seed: int = 0) -> Path:
+    """Write a synthetic OK-VQA in the official file layout (see the module docstring)."""
+    out = Path(out_dir)
+    okvqa = out / "okvqa"
+    okvqa.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    for split, count, first_id in (("train", train_size, 1), ("val", val_size, 500_001)):
+        image_dir = out / "coco" / f"{split}2014"
+        image_dir.mkdir(parents=True, exist_ok=True)
+        questions, annotations = _split_records(split, count, first_id, rng, image_dir)
+        header = {"info": {"description": "synthetic OK-VQA (llava-okvqa demo)"}, "license": {},
+                  "data_subtype": f"{split}2014"}
+        (okvqa / f"OpenEnded_mscoco_{split}2014_questions.json").write_text(
+            json.dumps({**header, "questions": questions}))
+        (okvqa / f"mscoco_{split}2014_annotations.json").write_text(
+            json.dumps({**header, "annotations": annotations}))
+    return out
+
+
+def main(argv: list[str] | None = None) -> Path:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m llava.data.synthetic",
+        description="Write a synthetic OK-VQA (official JSON files + COCO-style images) whose answers "
+        "are learnable from the pictures: the colour or shape of a drawn object.",
+    )
+    parser.add_argument("--out", required=True, help="output folder (okvqa/ and coco/ are created in it)")
+    parser.add_argument("--train-size", type=int, default=320, help="train questions (default: 320)")
+    parser.add_argument("--val-size", type=int, default=96, help="val questions (default: 96)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = write_okvqa_layout(args.out, args.train_size, args.val_size, args.seed)
+    print(f"wrote synthetic OK-VQA to {out}: --okvqa-dir {out / 'okvqa'} --coco-dir {out / 'coco'}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -219,10 +219,12 @@ def build_model(model_args, data_args, training_args, tokenizer, attn_implementa
     """The model ready for the Trainer (PEFT-wrapped when ``--lora_enable``)."""
     model = load_language_model(model_args, training_args, attn_implementation)
     model = prepare_for_training(model, training_args)
-    if model_args.vision_tower is not None:
-        attach_vision(model, tokenizer, model_args, data_args, training_args)
+    # Adapters before the tower loads (upstream's order): LoRA matches layers by
+    # their short names, and CLIP's q_proj/k_proj/v_proj would match too.
     if training_args.lora_enable:
         model = attach_lora(model, training_args)
+    if model_args.vision_tower is not None:
+        attach_vision(model, tokenizer, model_args, data_args, training_args)
     set_trainable(model, model_args, training_args)
     cast_for_kbit(model, training_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -12,16 +12,15 @@ from llava.train.model_setup import build_model, load_tokenizer  # noqa: F401  (
 logger = logging.getLogger("llava")
 
 
-def configure_logging(training_args) -> None:
-    """Readable logs: INFO on the main process, warnings only on the others.
+def configure_logging() -> None:
+    """Readable logs: INFO on each node's first process, warnings only on the others.
 
-    Also initialises the process group (reading ``training_args.device`` does):
-    ZeRO-3 partitions weights while they load, which needs the world size.
+    Runs before the arguments are parsed (their deprecation notes are logged),
+    so the rank comes from the launcher's ``LOCAL_RANK``.
     """
     import transformers
 
-    _ = training_args.device
-    main = training_args.local_process_index == 0
+    main = int(os.environ.get("LOCAL_RANK", "0")) <= 0
     level = logging.INFO if main else logging.WARNING
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -32,6 +31,12 @@ def configure_logging(training_args) -> None:
     )
     logging.getLogger("llava").setLevel(level)
     transformers.utils.logging.set_verbosity(logging.WARNING if main else logging.ERROR)
+
+
+def init_distributed(training_args) -> None:
+    """Initialise the process group now (reading ``training_args.device`` does):
+    ZeRO-3 partitions weights while they load, which needs the world size."""
+    _ = training_args.device
 
 
 def conversation_template(version: str):

@@ -63,8 +63,9 @@ def train(attn_implementation: str | None = None, argv: list[str] | None = None,
     """
     from llava.train import steps
 
+    steps.configure_logging()
     model_args, data_args, training_args = parse_args(argv)
-    steps.configure_logging(training_args)
+    steps.init_distributed(training_args)
     tokenizer = steps.load_tokenizer(model_args, training_args)
     template = steps.conversation_template(model_args.version)
     entries = steps.check_training_data(tokenizer, template, model_args, data_args, training_args)

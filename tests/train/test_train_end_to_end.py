@@ -27,6 +27,7 @@ def check_run(output_dir: Path, report: dict) -> None:
     assert report["tower_identical"], report["mismatches"][:5]
     assert report["projector_changed"] and report["lora_nonzero"]
     assert all("lora_" in name or "mm_projector" in name for name in report["trainable"])
+    assert not any("vision_tower" in name for name in report["trainable"]), "LoRA reached the CLIP tower"
 
     # Upstream's output layout for a LoRA run.
     files = {path.name for path in output_dir.iterdir()}
@@ -35,7 +36,7 @@ def check_run(output_dir: Path, report: dict) -> None:
     from safetensors.torch import load_file
 
     adapter = load_file(str(output_dir / "adapter_model.safetensors"))
-    assert adapter and all("lora_" in key for key in adapter)
+    assert adapter and all("lora_" in key and "vision_tower" not in key for key in adapter)
     extras = torch.load(output_dir / NON_LORA_FILE, weights_only=True)
     assert sorted(extras) == [
         "base_model.model.model.mm_projector.0.bias", "base_model.model.model.mm_projector.0.weight",
