@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import torch
 
-from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+from llava.constants import (
+    DEFAULT_IM_END_TOKEN,
+    DEFAULT_IM_START_TOKEN,
+    DEFAULT_IMAGE_TOKEN,
+    IMAGE_TOKEN_INDEX,
+)
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,19 @@ def _padded(sequences: Sequence[list[int]], pad_id: int, side: str) -> tuple[tor
     return ids, mask
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def answer_batch(model, tokenizer, prompts: Sequence[str], images: torch.Tensor | None,
                  settings: GenerationSettings = GenerationSettings()) -> list[str]:
     """Answers for a batch of prompts (each with its image), decoded and stripped.
 
     With images the model re-pads the spliced prompts on the left itself;
-    text-only prompts are left-padded here.
+    text-only prompts are left-padded here. Greedy decoding stops at EOS or
+    after ``settings.max_new_tokens``, with the KV cache on.
+
+    Runs under ``torch.no_grad`` rather than ``torch.inference_mode``: between
+    epochs the same parameters train again, and under DeepSpeed ZeRO-3 the
+    weights gathered here would otherwise be inference tensors that autograd
+    refuses later.
     """
     from llava.mm_utils import tokenizer_image_token
 

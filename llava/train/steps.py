@@ -39,6 +39,39 @@ def init_distributed(training_args) -> None:
     _ = training_args.device
 
 
+def wandb_key_configured() -> bool:
+    """True when W&B has an API key: ``WANDB_API_KEY`` or a ``~/.netrc`` entry (``wandb login``)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+
+    try:
+        entries = netrc.netrc(os.environ.get("NETRC")).hosts
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].rstrip("/")
+    return host in entries
+
+
+def configure_reporting(training_args) -> None:
+    """W&B without surprises: online with a key, else offline with one note; ``WANDB_MODE`` wins.
+
+    Without a mode and a key, wandb would stop the run after a few seconds
+    (``No API key configured``); here it logs offline instead (``wandb sync`` later).
+    """
+    if "wandb" not in (training_args.report_to or []):
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        raise ImportError("--report_to wandb needs wandb: pip install -e '.[train]' (or pass --report_to none)")
+    if os.environ.get("WANDB_MODE"):
+        return
+    if not wandb_key_configured():
+        os.environ["WANDB_MODE"] = "offline"
+        logger.info("W&B: no API key configured, logging offline to ./wandb (upload later with `wandb sync`).")
+
+
 def conversation_template(version: str):
     """A private copy of the template ``--version`` trains with (upstream's rule: v0 keeps the default)."""
     from llava.conversation import template_for_version

@@ -66,6 +66,7 @@ def train(attn_implementation: str | None = None, argv: list[str] | None = None,
     steps.configure_logging()
     model_args, data_args, training_args = parse_args(argv)
     steps.init_distributed(training_args)
+    steps.configure_reporting(training_args)
     tokenizer = steps.load_tokenizer(model_args, training_args)
     template = steps.conversation_template(model_args.version)
     entries = steps.check_training_data(tokenizer, template, model_args, data_args, training_args)
