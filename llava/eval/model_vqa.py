@@ -122,7 +122,7 @@ def eval_model(args: argparse.Namespace) -> Path:
                     pictures = [Image.open(os.path.join(args.image_folder, q["image"])).convert("RGB") for q in group]
                     images = process_images(pictures, image_processor, model.config)
                 texts = answer_batch(model, tokenizer, prompts, images, settings)
-                for question, text in zip(group, texts):
+                for question, text in zip(group, texts, strict=True):
                     record = {
                         "question_id": question["question_id"],
                         "prompt": question["text"],

@@ -163,8 +163,8 @@ class LlavaMetaForCausalLM:
             labels_or_fill = labels
 
         features = self._image_feature_list(images)
-        rows_ids = [ids[mask] for ids, mask in zip(input_ids, attention_mask)]
-        rows_labels = [lab[mask] for lab, mask in zip(labels_or_fill, attention_mask)]
+        rows_ids = [ids[mask] for ids, mask in zip(input_ids, attention_mask, strict=True)]
+        rows_labels = [lab[mask] for lab, mask in zip(labels_or_fill, attention_mask, strict=True)]
         # One embedding call for all text tokens of the batch.
         all_text = torch.cat([ids[ids != IMAGE_TOKEN_INDEX] for ids in rows_ids])
         all_text_embeds = embed(all_text)
@@ -173,7 +173,7 @@ class LlavaMetaForCausalLM:
         max_length = getattr(self.config, "tokenizer_model_max_length", None)
         new_embeds, new_labels = [], []
         image_index = 0
-        for ids, lab, text_embeds in zip(rows_ids, rows_labels, text_chunks):
+        for ids, lab, text_embeds in zip(rows_ids, rows_labels, text_chunks, strict=True):
             image_positions = (ids == IMAGE_TOKEN_INDEX).nonzero().flatten().tolist()
             if not image_positions:
                 if image_index >= len(features):
@@ -229,7 +229,11 @@ class LlavaMetaForCausalLM:
 
         New rows are initialised to the mean of the existing embeddings, as upstream does.
         """
-        from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_PATCH_TOKEN
+        from llava.constants import (
+            DEFAULT_IM_END_TOKEN,
+            DEFAULT_IM_START_TOKEN,
+            DEFAULT_IMAGE_PATCH_TOKEN,
+        )
 
         new_tokens = []
         if mm_use_im_patch_token:

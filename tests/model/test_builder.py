@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llava.model.builder import checkpoint_kind, load_pretrained_model
 from llava.mm_utils import get_model_name_from_path
+from llava.model.builder import checkpoint_kind, load_pretrained_model
 
 
 def test_loads_full_checkpoint_on_cpu(tiny_llava_dir):

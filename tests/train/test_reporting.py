@@ -22,9 +22,11 @@ def args(*report_to):
 
 
 def test_no_key_means_offline_with_one_note(clean_env, caplog):
+    import logging
     import os
 
-    configure_reporting(args("wandb"))
+    with caplog.at_level(logging.INFO, logger="llava"):
+        configure_reporting(args("wandb"))
     assert os.environ["WANDB_MODE"] == "offline"
     assert "logging offline" in caplog.text
 
