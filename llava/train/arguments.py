@@ -786,8 +786,8 @@ def _check_evaluation(model_args, data_args, training_args) -> list[str]:
     strategy = _enum_value(getattr(training_args, "eval_strategy", "no"))
     if strategy != "no" and getattr(data_args, "validation_data_path", None) is None:
         return [
-            f"--eval_strategy {strategy} without evaluation data: training builds no evaluation set, so "
-            "use --eval_strategy no (or give the validation data flag of the evaluation support)"
+            f"--eval_strategy {strategy} without evaluation data: give --validation_data_path "
+            "(for OK-VQA: playground/data/okvqa/val_subset.json) or use --eval_strategy no"
         ]
     return []
 
@@ -803,6 +803,30 @@ _CHECKS: tuple[Callable[[Any, Any, Any], list[str]], ...] = (
     _check_data,
     _check_evaluation,
 )
+
+
+# [patch 0001-eval-between-epochs]
+# Evaluation between epochs adds its flags by extending the three dataclasses under
+# their own names (so the patch only adds lines) and its checks to the table.
+from llava.train.evaluation import (  # noqa: E402
+    EvaluationDataArguments,
+    EvaluationTrainingArguments,
+    validate_evaluation_args,
+)
+
+
+@dataclass
+class DataArguments(DataArguments, EvaluationDataArguments):  # noqa: F811
+    __doc__ = DataArguments.__doc__
+
+
+@dataclass
+class TrainingArguments(TrainingArguments, EvaluationTrainingArguments):  # noqa: F811
+    __doc__ = TrainingArguments.__doc__
+
+
+_CHECKS = (*_CHECKS, validate_evaluation_args)
+# [/patch 0001-eval-between-epochs]
 
 
 def validate(

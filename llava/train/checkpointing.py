@@ -134,20 +134,21 @@ def save_lora_run(model, output_dir: str | os.PathLike, args) -> None:
     logger.info("Saved LoRA adapter (%d tensors) and %d non-LoRA tensors to %s", len(adapter), len(extras), output)
 
 
-def publish_checkpoint(staged: str | os.PathLike, final: str | os.PathLike, state) -> None:
-    """Rename a fully written checkpoint into place and point its trainer state at it.
+def point_best_checkpoint(state, run_dir: str | os.PathLike) -> None:
+    """Point ``state.best_model_checkpoint`` at the published ``checkpoint-N`` (every rank).
 
-    The Trainer recorded paths under the staging folder; ``best_model_checkpoint``
-    is recomputed against the final folder and ``trainer_state.json`` rewritten.
+    While saving, the Trainer recorded the best checkpoint under the staging folder.
     """
+    if getattr(state, "best_global_step", None):
+        state.best_model_checkpoint = str(Path(run_dir) / f"checkpoint-{state.best_global_step}")
+
+
+def publish_checkpoint(staged: str | os.PathLike, final: str | os.PathLike, state) -> None:
+    """Rename a fully written checkpoint into place and rewrite its ``trainer_state.json`` (rank 0)."""
     staged, final = Path(staged), Path(final)
     if final.exists():
         shutil.rmtree(final)
     os.replace(staged, final)
-    if getattr(state, "best_global_step", None):
-        best = final.parent / f"checkpoint-{state.best_global_step}"
-        if best.exists():
-            state.best_model_checkpoint = str(best)
     if (final / "trainer_state.json").exists():
         state.save_to_json(str(final / "trainer_state.json"))
     try:

@@ -46,15 +46,15 @@ the Trainer holds ``eval_loss``, ``eval_vqa_accuracy``, ``eval_exact_match``,
 ``metric_for_best_model`` (``vqa_accuracy`` works: the Trainer looks up
 ``eval_vqa_accuracy``) and to every callback's ``on_evaluate``.
 
-Wiring (how the Trainer calls this): for an evaluation,
+Wiring (how the Trainer calls this): for an evaluation of the validation set,
 ``LLaVATrainer.evaluation_loop`` returns :meth:`LLaVAEvaluator.evaluation_loop`
 (loss, generation, scores, files) instead of running the Trainer's own loop;
 ``Trainer.evaluate`` then logs the metrics, calls the callbacks and returns them
 to the best-checkpoint logic, at every epoch end (``--eval_strategy epoch``)
 and before training (``--eval_on_start``). ``train()`` builds the evaluator with
 :func:`build_evaluator` after the model (the image processor comes from the
-tower) and hands its ``eval_dataset`` to the Trainer. docs/EVALUATION.md has
-the exact lines.
+tower) and hands its ``eval_dataset`` to the Trainer. docs/EVALUATION.md is
+the user's guide (flags, metric names, files).
 
 Distributed and quantized. Each rank answers its slice of the subset and the
 predictions are gathered with ``all_gather_object``, so every rank returns the
@@ -114,7 +114,7 @@ THUMBNAIL_SIZE = 128
 
 
 # --------------------------------------------------------------------------------------------
-# Flags: DataArguments and TrainingArguments inherit these (docs/EVALUATION.md, "Wiring").
+# Flags: DataArguments and TrainingArguments inherit these (docs/EVALUATION.md, "How it is wired").
 # --------------------------------------------------------------------------------------------
 
 
@@ -211,12 +211,8 @@ def validate_evaluation_args(model_args, data_args, training_args) -> list[str]:
     metric = getattr(training_args, "metric_for_best_model", None)
 
     if path is None:
-        if strategy != "no":
-            problems.append(
-                f"--eval_strategy {strategy} without --validation_data_path: give the validation JSON "
-                "(for OK-VQA: playground/data/okvqa/val_subset.json) or use --eval_strategy no"
-            )
-        elif eval_on_start:
+        # --eval_strategy without validation data: the stock check in arguments.py says so.
+        if strategy == "no" and eval_on_start:
             problems.append(
                 "--eval_on_start True without --validation_data_path: give the validation JSON and "
                 "--eval_strategy epoch, or drop --eval_on_start"
@@ -247,13 +243,14 @@ def validate_evaluation_args(model_args, data_args, training_args) -> list[str]:
                 f"--metric_for_best_model {metric} with --greater_is_better False: higher accuracy is "
                 "better; drop --greater_is_better"
             )
-        if path is None:
-            problems.append(
-                f"--metric_for_best_model {metric} without --validation_data_path: give the validation JSON"
-            )
     if getattr(training_args, "load_best_model_at_end", False):
         save = _enum_value(getattr(training_args, "save_strategy", "steps"))
-        if save not in ("best", strategy):
+        if strategy == "no":
+            problems.append(
+                "--load_best_model_at_end True without evaluations: add --validation_data_path and "
+                "--eval_strategy epoch (with --save_strategy epoch), or drop --load_best_model_at_end"
+            )
+        elif save not in ("best", strategy):
             problems.append(
                 f"--load_best_model_at_end True needs --save_strategy {strategy} to match --eval_strategy "
                 f"{strategy} (found --save_strategy {save}); use --save_strategy {strategy}"
@@ -525,6 +522,13 @@ def generation_mode(model) -> Iterator[None]:
             torch.cuda.empty_cache()
 
 
+def _progress(iterable, description: str, rank: int):
+    """A progress bar on rank 0 (batches), nothing elsewhere."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description, unit="batch", leave=False, disable=rank != 0)
+
+
 def _answers_summary(answers: Sequence[str]) -> str:
     """``race x6, motocross x2, ride x2``: the distinct answers with their counts."""
     return ", ".join(f"{answer} x{count}" if count > 1 else answer for answer, count in Counter(answers).most_common())
@@ -602,8 +606,9 @@ class LLaVAEvaluator:
         shard = list(range(rank, count, world_size))
         planned = [(index, False) for index in shard] + [(0, True)] * (per_rank - len(shard))
         totals = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss, token count
+        starts = range(0, per_rank, self.batch_size)
         with generation_mode(model), torch.no_grad():
-            for start in range(0, per_rank, self.batch_size):
+            for start in _progress(starts, "eval loss", rank):
                 samples = []
                 for index, padding in planned[start : start + self.batch_size]:
                     sample = dict(self.eval_dataset[index])
@@ -657,7 +662,7 @@ class LLaVAEvaluator:
         rank, world_size = _rank_and_world_size()
         local: list[tuple[int, str]] = []
         with generation_mode(model):
-            for batch in plan_batches(self.items, self.batch_size, rank, world_size):
+            for batch in _progress(plan_batches(self.items, self.batch_size, rank, world_size), "eval answers", rank):
                 texts = self._answer(model, [self.items[index] for index, _ in batch])
                 local += [(index, text) for (index, padding), text in zip(batch, texts, strict=True) if not padding]
         if world_size > 1:

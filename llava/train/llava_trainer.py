@@ -158,6 +158,27 @@ class LLaVATrainer(Trainer):
         if os.path.exists(os.path.join(resume_from_checkpoint, checkpointing.NON_LORA_FILE)):
             checkpointing.load_non_lora_trainables(target, resume_from_checkpoint)
 
+    # [patch 0001-eval-between-epochs]
+    # Evaluation between epochs (llava.train.evaluation.LLaVAEvaluator); set by train().
+    llava_evaluator = None
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """The validation set goes to the LLaVA evaluator (token-weighted loss, generation, VQA accuracy)."""
+        evaluator = self.llava_evaluator
+        if evaluator is not None and getattr(dataloader, "dataset", None) is evaluator.eval_dataset:
+            return evaluator.evaluation_loop(self, metric_key_prefix)
+        return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+
+    def _load_best_model(self):
+        """Also restore the projector: for a PEFT model the Trainer reloads only the adapter."""
+        super()._load_best_model()
+        best = self.state.best_model_checkpoint
+        if best and os.path.exists(os.path.join(best, checkpointing.NON_LORA_FILE)):
+            checkpointing.load_non_lora_trainables(self.model, best)
+
+    # [/patch 0001-eval-between-epochs]
+
     # Checkpoints are written under output_dir/.staging and renamed into place
     # once every rank has finished, so a run killed mid-save never leaves a
     # partial checkpoint-N behind (resume would pick it up).
@@ -186,6 +207,7 @@ class LLaVATrainer(Trainer):
         finally:
             self._staging_root = None
         self.accelerator.wait_for_everyone()
+        checkpointing.point_best_checkpoint(self.state, run_dir)
         if self.args.should_save:
             checkpointing.publish_checkpoint(staged, os.path.join(run_dir, folder), self.state)
             rotate_checkpoints(

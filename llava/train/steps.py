@@ -126,6 +126,24 @@ def build_data(tokenizer, template, data_args, entries):
     return make_supervised_data_module(tokenizer, data_args, conversation_template=template, entries=entries)
 
 
+# [patch 0001-eval-between-epochs]
+def build_evaluator(tokenizer, template, model_args, data_args, training_args):
+    """The evaluator for ``--validation_data_path`` (None without it); call after build_model."""
+    from llava.train.evaluation import build_evaluator as build
+
+    return build(tokenizer, template, model_args, data_args, training_args)
+
+
+def with_evaluation(data_module: dict, evaluator) -> dict:
+    """The data module with the evaluator's validation set as the Trainer's eval dataset."""
+    if evaluator is None:
+        return data_module
+    return {**data_module, "eval_dataset": evaluator.eval_dataset}
+
+
+# [/patch 0001-eval-between-epochs]
+
+
 def build_trainer(model, tokenizer, training_args, data_module, callbacks=None):
     from llava.train.llava_trainer import LLaVATrainer
 

@@ -72,7 +72,14 @@ def train(attn_implementation: str | None = None, argv: list[str] | None = None,
     entries = steps.check_training_data(tokenizer, template, model_args, data_args, training_args)
     model = steps.build_model(model_args, data_args, training_args, tokenizer, attn_implementation)
     data_module = steps.build_data(tokenizer, template, data_args, entries)
+    # [patch 0001-eval-between-epochs]
+    evaluator = steps.build_evaluator(tokenizer, template, model_args, data_args, training_args)
+    data_module = steps.with_evaluation(data_module, evaluator)
+    # [/patch 0001-eval-between-epochs]
     trainer = steps.build_trainer(model, tokenizer, training_args, data_module, callbacks)
+    # [patch 0001-eval-between-epochs]
+    trainer.llava_evaluator = evaluator
+    # [/patch 0001-eval-between-epochs]
     steps.fit(trainer, training_args)
     steps.save(trainer, model, training_args)
     return trainer

@@ -152,7 +152,12 @@ def test_project_flag_exists_with_its_default(dataclass_type, name, default, pat
 
 
 def test_every_field_we_declare_has_help():
-    own_training_fields = set(vars(TrainingArguments)["__annotations__"])
+    own_training_fields = {
+        name
+        for cls in TrainingArguments.__mro__
+        if cls.__module__.startswith("llava.")
+        for name in vars(cls).get("__annotations__", {})
+    }
     for dataclass_type in (ModelArguments, DataArguments, TrainingArguments):
         for item in dataclasses.fields(dataclass_type):
             if dataclass_type is TrainingArguments and item.name not in own_training_fields:
@@ -635,8 +640,13 @@ def train_commands(script: Path, placeholder_dir: Path) -> list[list[str]]:
 
 
 SHELL_SCRIPTS = sorted((REPO_ROOT / "scripts").rglob("*.sh"))
+# The main job builds its command from branches and arrays that no static reading
+# follows; tests/scripts/test_finetune_qlora_okvqa.py parses what it runs (DRY_RUN=1).
+DYNAMIC_SCRIPTS = {"finetune_qlora_okvqa.sh"}
 TRAINING_SCRIPTS = [
-    s for s in SHELL_SCRIPTS if re.search(r"llava[/.]train[/.]train(_mem)?\b", s.read_text())
+    s
+    for s in SHELL_SCRIPTS
+    if re.search(r"llava[/.]train[/.]train(_mem)?\b", s.read_text()) and s.name not in DYNAMIC_SCRIPTS
 ]
 
 
