@@ -69,16 +69,30 @@ def load_non_lora_weights(model, run_dir: str | Path) -> list[str]:
     return sorted(state)
 
 
+def run_config(run_dir: Path):
+    """The run's LLaVA config, without the training-time quantization settings.
+
+    A QLoRA run saves ``quantization_config`` in its config; loading applies
+    whatever the caller asks for (``load_4bit``/``load_8bit``) instead.
+    """
+    from llava.model import LlavaConfig
+
+    config = LlavaConfig.from_pretrained(str(run_dir))
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config
+
+
 def load_lora_checkpoint(run_dir, model_base: str, load_kwargs: dict):
     """Base model with the run's config, its non-LoRA weights, and the merged adapter."""
     from peft import PeftModel
 
-    from llava.model import LlavaConfig, LlavaLlamaForCausalLM
+    from llava.model import LlavaLlamaForCausalLM
 
     run = Path(run_dir)
     _require(run / "config.json", "a LoRA run saves the LLaVA config next to the adapter")
     _require(run / "adapter_config.json", "this is not a LoRA run output")
-    config = LlavaConfig.from_pretrained(str(run))
+    config = run_config(run)
     _check_base_fits(config, model_base)
     model = LlavaLlamaForCausalLM.from_pretrained(model_base, config=config, **load_kwargs)
     applied = load_non_lora_weights(model, run)
@@ -89,10 +103,10 @@ def load_lora_checkpoint(run_dir, model_base: str, load_kwargs: dict):
 
 def load_projector_checkpoint(run_dir, model_base: str, load_kwargs: dict):
     """Base model with the run's config and its ``mm_projector.bin``."""
-    from llava.model import LlavaConfig, LlavaLlamaForCausalLM
+    from llava.model import LlavaLlamaForCausalLM
 
     run = Path(run_dir)
-    config = LlavaConfig.from_pretrained(str(run))
+    config = run_config(run)
     model = LlavaLlamaForCausalLM.from_pretrained(model_base, config=config, **load_kwargs)
     model.get_model().load_projector_weights(str(_require(run / PROJECTOR_FILE, "a projector-only run saves it")))
     return model

@@ -111,3 +111,17 @@ def test_unknown_non_lora_key_is_an_error(lora_run, tiny_llava_dir, tmp_path):
     torch.save(state, broken / NON_LORA_FILE)
     with pytest.raises(ValueError, match="unknown keys"):
         load_pretrained_model(str(broken), str(tiny_llava_dir), broken.name, device="cpu")
+
+
+def test_qlora_run_loads_in_full_precision_unless_asked(lora_run, tiny_llava_dir, tmp_path):
+    """A QLoRA run's config.json records its bitsandbytes settings; loading ignores them."""
+    qlora = tmp_path / "llava-tiny-task-qlora"
+    shutil.copytree(lora_run, qlora)
+    config = json.loads((qlora / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True,
+                                     "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+                                     "llm_int8_skip_modules": [".*mm_projector"]}
+    (qlora / "config.json").write_text(json.dumps(config))
+    _, model, _, _ = load_pretrained_model(str(qlora), str(tiny_llava_dir), qlora.name, device="cpu")
+    assert not any("Linear4bit" in type(m).__name__ for m in model.modules())
+    assert model.dtype == torch.float32

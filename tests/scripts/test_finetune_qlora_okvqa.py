@@ -1,0 +1,106 @@
+"""The main job, scripts/finetune_qlora_okvqa.sh: its flags parse, missing inputs are named,
+and the CPU demo runs end to end (converter, DeepSpeed 4-bit QLoRA, evaluation, answering, score)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from llava.train.arguments import parse_args
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "finetune_qlora_okvqa.sh"
+
+
+def run_script(env_overrides: dict, *args: str, check: bool = True, timeout: int = 900):
+    env = {**os.environ, "WANDB_MODE": "disabled", **env_overrides}
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+def train_flags(dry_run_output: str) -> list[str]:
+    lines = [line for line in dry_run_output.splitlines() if "llava/train/train_mem.py" in line]
+    assert len(lines) == 1, dry_run_output
+    words = shlex.split(lines[0])
+    return words[words.index("llava/train/train_mem.py") + 1 :]
+
+
+def parse_with_real_files(flags: list[str], tmp_path: Path):
+    """parse_args checks that data files exist: point the data flags at real temporary files."""
+    (tmp_path / "images").mkdir(exist_ok=True)
+    for flag, name in (("--data_path", "train.json"), ("--validation_data_path", "val_subset.json")):
+        (tmp_path / name).write_text("[]")
+        flags[flags.index(flag) + 1] = str(tmp_path / name)
+    flags[flags.index("--image_folder") + 1] = str(tmp_path / "images")
+    return parse_args(flags)
+
+
+def test_gpu_recipe_flags_parse_into_the_dataclasses(tmp_path):
+    result = run_script({"MODE": "gpu", "DRY_RUN": "1", "NUM_GPUS": "8", "DATA_DIR": str(tmp_path / "okvqa")},
+                        "--save_total_limit", "1")
+    flags = train_flags(result.stdout)
+    assert flags[-2:] == ["--save_total_limit", "1"]  # extra arguments pass through, last
+    model_args, data_args, training_args = parse_with_real_files(flags, tmp_path)
+    assert model_args.model_name_or_path == "liuhaotian/llava-v1.5-7b" and model_args.version == "v1"
+    assert model_args.vision_tower == "openai/clip-vit-large-patch14-336"
+    assert model_args.mm_projector_type == "mlp2x_gelu" and model_args.mm_vision_select_layer == -2
+    assert training_args.bits == 4 and training_args.lora_r == 128 and training_args.lora_alpha == 256
+    assert training_args.mm_projector_lr == 2e-5 and training_args.learning_rate == 2e-4
+    assert training_args.num_train_epochs == 3 and training_args.model_max_length == 2048
+    assert training_args.bf16 and training_args.group_by_modality_length
+    assert training_args.metric_for_best_model == "vqa_accuracy" and training_args.load_best_model_at_end
+    assert data_args.image_aspect_ratio == "pad"
+    assert "llava" in training_args.output_dir and "lora" in training_args.output_dir
+    assert flags[flags.index("--deepspeed") + 1] == "scripts/zero2.json"
+    assert "--num_gpus 8" in result.stdout
+
+
+def test_demo_flags_parse(tmp_path):
+    result = run_script({"MODE": "demo", "DRY_RUN": "1", "DEMO_DIR": str(tmp_path / "demo")})
+    assert "No CUDA device: running the embedded CPU demo" in result.stdout
+    assert "python -m llava.model.tiny" in result.stdout.replace(".venv/bin/", "")
+    _, _, training_args = parse_with_real_files(train_flags(result.stdout), tmp_path)
+    assert training_args.bits == 4 and training_args.use_cpu
+
+
+def test_every_setting_is_an_environment_variable(tmp_path):
+    result = run_script({"MODE": "gpu", "DRY_RUN": "1", "DATA_DIR": str(tmp_path / "d"), "EPOCHS": "1",
+                         "LORA_R": "64", "OUTPUT_DIR": "checkpoints/llava-x-lora", "BATCH_SIZE": "4",
+                         "MODEL_NAME_OR_PATH": "/models/llava", "REPORT_TO": "none"})
+    flags = train_flags(result.stdout)
+    for flag, value in (("--num_train_epochs", "1"), ("--lora_r", "64"), ("--output_dir", "checkpoints/llava-x-lora"),
+                        ("--per_device_train_batch_size", "4"), ("--model_name_or_path", "/models/llava"),
+                        ("--report_to", "none")):
+        assert flags[flags.index(flag) + 1] == value, flag
+
+
+def test_gpu_mode_without_data_names_what_is_missing(tmp_path):
+    result = run_script({"MODE": "gpu", "OKVQA_DIR": str(tmp_path / "raw"), "COCO_DIR": str(tmp_path / "coco"),
+                         "DATA_DIR": str(tmp_path / "okvqa")}, check=False)
+    assert result.returncode == 2
+    assert "OpenEnded_mscoco_train2014_questions.json" in result.stderr
+    assert f"{tmp_path / 'coco'}/val2014/" in result.stderr
+    assert "docs/OKVQA.md" in result.stderr
+
+
+@pytest.mark.slow
+def test_cpu_demo_end_to_end(tmp_path):
+    output = tmp_path / "llava-tiny-okvqa-qlora"
+    result = run_script({"MODE": "demo", "DEMO_DIR": str(tmp_path / "demo"), "OUTPUT_DIR": str(output),
+                         "EPOCHS": "2", "DEMO_TRAIN_SIZE": "64", "DEMO_VAL_SIZE": "24", "VAL_SUBSET": "12",
+                         "OMP_NUM_THREADS": "1"}, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    assert "OK-VQA scores for" in result.stdout and "VQA accuracy" in result.stdout
+    score = json.loads((output / "eval" / "okvqa_val_score.json").read_text())
+    assert score["count"] == 24 and 0 <= score["vqa_accuracy"] <= 100
+    history = json.loads((output / "eval" / "history.json").read_text())
+    assert len(history) == 2
+    assert (output / "eval" / "curves.png").exists()
+    assert {"adapter_model.safetensors", "non_lora_trainables.bin", "config.json"} <= {p.name for p in output.iterdir()}
+    answers = (output / "eval" / "okvqa_val_answers.jsonl").read_text().splitlines()
+    assert len(answers) == 24
