@@ -99,7 +99,7 @@ def build_patch(name: str) -> str:
             raise RuntimeError(result.stderr)
         diff = result.stdout
     # git names the compared folders a/ and b/: strip them from every path.
-    diff = re.sub(r"(?m)^(diff --git a/)a/(\S+) b/b/", r"\1\2 b/", diff)
+    diff = re.sub(r"(?m)^diff --git a/[ab]/(\S+) b/[ab]/(\S+)$", r"diff --git a/\1 b/\2", diff)
     diff = re.sub(r"(?m)^(--- a/)a/", r"\1", diff)
     diff = re.sub(r"(?m)^(\+\+\+ b/)b/", r"\1", diff)
     header = f"From llava-okvqa\nSubject: [PATCH {name[:4]}] {spec['summary']}\n\n"
