@@ -1,14 +1,21 @@
-"""Training throughput of the real training path on a model preset.
+"""Benchmarks: training throughput, evaluation throughput, checkpoint cost.
 
-Runs ``llava.train.train.train()`` (the same code as ``train_mem.py``) for a
-fixed number of steps on generated data and reports the median step time,
-samples/s, tokens/s (image tokens counted) and peak memory; writes JSON.
+``--mode train`` (default) runs ``llava.train.train.train()`` (the same code as
+``train_mem.py``) for a fixed number of steps on generated data and reports the
+median step time, samples/s, tokens/s (image tokens counted), peak memory and,
+on a GPU, MFU; ``--mode eval`` measures batched greedy answering (questions/s)
+at each ``--eval-batch-sizes``; ``--mode checkpoint`` times saving and loading
+a LoRA run and reports the on-disk size of a QLoRA checkpoint for the preset.
+Every mode prints a table and, with ``--json``, writes the numbers.
 
-    python scripts/benchmark.py --steps 20                                  # plain, CPU
+    python scripts/benchmark.py --steps 20                                  # plain LoRA, CPU
     python scripts/benchmark.py --steps 20 --bits 4 --bf16                  # QLoRA
     deepspeed --num_gpus 1 scripts/benchmark.py --deepspeed scripts/zero2.json
     OMP_NUM_THREADS=1 deepspeed --num_gpus 2 scripts/benchmark.py --deepspeed scripts/zero2.json
-    python scripts/benchmark.py --preset llava-v1.5-7b --bits 4 --bf16 --batch-size 16   # GPU
+    python scripts/benchmark.py --mode eval --eval-batch-sizes 1 16
+    python scripts/benchmark.py --mode checkpoint --preset llava-v1.5-7b --lora-r 128
+    python scripts/benchmark.py --preset llava-v1.5-7b --bits 4 --bf16 --batch-size 16 --lora-r 128   # GPU
+    python scripts/benchmark.py --mode eval --preset llava-v1.5-7b --eval-batch-sizes 32 --questions 256  # GPU
 
 Each process builds the (deterministic) model and data in its own temporary
 folder, so nothing needs to exist beforehand.
@@ -41,19 +48,137 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--deepspeed", default=None, help="DeepSpeed config (run under the deepspeed launcher)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--json", default=None, help="write the result here")
+    parser.add_argument("--mode", default="train", choices=("train", "eval", "checkpoint"))
+    parser.add_argument("--eval-batch-sizes", type=int, nargs="+", default=[1, 16], help="eval mode batch sizes")
+    parser.add_argument("--questions", type=int, default=64, help="eval mode: questions per batch size")
+    parser.add_argument("--max-new-tokens", type=int, default=16, help="eval mode: tokens per answer")
     parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+
+
+def eval_benchmark(args) -> dict:
+    """Questions/s of batched greedy answering (the code the evaluation and model_vqa share)."""
+    import torch
+
+    from llava.conversation import conv_templates
+    from llava.data.synthetic import draw
+    from llava.eval.generation import GenerationSettings, answer_batch, build_prompt
+    from llava.mm_utils import process_images
+    from llava.model.builder import load_pretrained_model
+    from llava.model.tiny import build_tiny_llava
+
+    work = Path(tempfile.mkdtemp(prefix="llava-bench-"))
+    model_dir = build_tiny_llava(work / "llava-bench", preset=args.preset)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer, model, processor, _ = load_pretrained_model(str(model_dir), None, "llava-bench", device=device)
+    template = conv_templates["vicuna_v1"]
+    prompt = build_prompt("What colour is the shape?\nAnswer the question using a single word or phrase.", template)
+    picture = draw("red", "circle", size=(64, 48))
+    # Never stop early: every answer is max_new_tokens long, so numbers compare across models.
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    rows = []
+    for batch_size in args.eval_batch_sizes:
+        images = process_images([picture] * batch_size, processor, model.config)
+        answer_batch(model, tokenizer, [prompt] * batch_size, images, settings)  # warm-up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        done = 0
+        while done < args.questions:
+            answer_batch(model, tokenizer, [prompt] * batch_size, images, settings)
+            done += batch_size
+        if device == "cuda":
+            torch.cuda.synchronize()
+        rows.append({"batch_size": batch_size, "questions_per_s": done / (time.perf_counter() - start)})
+    result = {"mode": "eval", "preset": args.preset, "device": device_name(), "max_new_tokens": args.max_new_tokens,
+              "torch_threads": torch.get_num_threads(), "rows": rows}
+    print(f"| eval {args.preset} on {result['device']} | batch | questions/s |")
+    for row in rows:
+        print(f"| {'':<30} | {row['batch_size']:5d} | {row['questions_per_s']:11.1f} |")
+    return result
+
+
+def checkpoint_benchmark(args) -> dict:
+    """Save/load time of a tiny LoRA run, and the size of a QLoRA checkpoint for the preset."""
+    from peft import LoraConfig, get_peft_model
+
+    from llava.model import LlavaLlamaForCausalLM
+    from llava.model.builder import load_pretrained_model
+    from llava.model.tiny import PRESETS, build_tiny_llava
+    from llava.train import checkpointing
+    from llava.train.model_setup import find_all_linear_names
+
+    work = Path(tempfile.mkdtemp(prefix="llava-bench-"))
+    result = {"mode": "checkpoint", "device": device_name()}
+    if args.preset == "tiny":
+        model_dir = build_tiny_llava(work / "llava-bench")
+        model = LlavaLlamaForCausalLM.from_pretrained(str(model_dir))
+        model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r,
+                                                 target_modules=find_all_linear_names(model)))
+        model.get_base_model().get_model().mm_projector.requires_grad_(True)
+        run = work / "llava-bench-lora"
+        start = time.perf_counter()
+        checkpointing.save_lora_run(model, run, argparse.Namespace(lora_bias="none"))
+        result["save_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        load_pretrained_model(str(run), str(model_dir), run.name, device="cpu")
+        result["load_s"] = time.perf_counter() - start
+        result["files_bytes"] = {p.name: p.stat().st_size for p in run.iterdir()}
+    # Sizes for the preset's shapes, from the parameter counts (no weights materialised).
+    from accelerate import init_empty_weights
+
+    from llava.model import LlavaConfig
+
+    spec = PRESETS[args.preset]
+    with init_empty_weights():
+        config = LlavaConfig(vocab_size=spec["vocab_size"], **spec["text"], mm_hidden_size=spec["vision"]["hidden_size"],
+                             mm_projector_type="mlp2x_gelu")
+        base = LlavaLlamaForCausalLM(config)
+        from llava.model.multimodal_projector.builder import build_projector
+
+        base.get_model().mm_projector = build_projector("mlp2x_gelu", config.mm_hidden_size, config.hidden_size)
+        peft_model = get_peft_model(base, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r,
+                                                     target_modules=find_all_linear_names(base)))
+    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    projector = sum(p.numel() for n, p in peft_model.named_parameters() if "mm_projector" in n)
+    # The recipe (QLoRA, --bf16, DeepSpeed bf16) saves adapter and projector in bf16.
+    adapter_bytes, non_lora_bytes = lora * 2, projector * 2
+    result.update({
+        "preset": args.preset, "lora_r": args.lora_r, "lora_parameters": lora, "projector_parameters": projector,
+        "adapter_bytes": adapter_bytes, "non_lora_bytes": non_lora_bytes,
+        "dtypes": "bf16 (QLoRA --bits 4 --bf16 under DeepSpeed)",
+    })
+    print(f"| QLoRA checkpoint {args.preset} r={args.lora_r} | adapter {lora / 1e6:.1f} M params = "
+          f"{adapter_bytes / 2**20:.0f} MiB (bf16) | non_lora_trainables {projector / 1e6:.1f} M = "
+          f"{non_lora_bytes / 2**20:.0f} MiB (bf16) |")
+    if "save_s" in result:
+        print(f"| tiny LoRA run: save {result['save_s'] * 1000:.0f} ms, load {result['load_s'] * 1000:.0f} ms |")
+    return result
+
+
 def main(argv=None) -> dict:
+    args = parse(argv)
+    if args.mode == "train":
+        return train_benchmark(args)
+    result = eval_benchmark(args) if args.mode == "eval" else checkpoint_benchmark(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def train_benchmark(args) -> dict:
     import torch
     from transformers import TrainerCallback
 
     from llava.data.synthetic import write_llava_vqa
     from llava.model.tiny import build_tiny_llava
     from llava.train.train import train
-
-    args = parse(argv)
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -101,13 +226,21 @@ def main(argv=None) -> dict:
     sample = dataset[0]
     tokens_per_sample = int(sample["input_ids"].numel()) - 1 + image_tokens
     samples_per_step = args.batch_size * world
+    mfu = None
+    if torch.cuda.is_available():
+        # 6 N FLOPs per token for the trained language model (forward + backward), against
+        # the bf16 dense peak of the card (H100 SXM ~989 TFLOP/s; override with PEAK_TFLOPS).
+        parameters = sum(p.numel() for p in trainer.model.parameters())
+        peak = float(os.environ.get("PEAK_TFLOPS", "989")) * 1e12
+        mfu = 6 * parameters * samples_per_step * tokens_per_sample / median / peak
     result = {
+        "mode": "train", "mfu": mfu,
         "preset": args.preset, "bits": args.bits, "bf16": args.bf16, "deepspeed": args.deepspeed,
         "processes": world, "batch_size_per_device": args.batch_size, "steps_timed": len(timed),
         "median_step_s": median, "samples_per_s": samples_per_step / median,
         "tokens_per_s": samples_per_step * tokens_per_sample / median,
         "tokens_per_sample": tokens_per_sample,
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
+        "device": device_name(),
         "peak_memory_gib": (torch.cuda.max_memory_allocated() / 2**30) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
     }
