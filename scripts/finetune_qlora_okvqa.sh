@@ -88,7 +88,8 @@ else
     GRADIENT_CHECKPOINTING=True; TF32=True; WORKERS=4
 fi
 GRAD_ACCUM="${GRAD_ACCUM:-1}"; EVAL_BATCH_SIZE="${EVAL_BATCH_SIZE:-16}"; ANSWER_BATCH_SIZE="${ANSWER_BATCH_SIZE:-32}"
-DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-scripts/zero2.json}"; REPORT_TO="${REPORT_TO:-wandb}"
+DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-scripts/zero2.json}"  # 4-bit weights need ZeRO-2
+REPORT_TO="${REPORT_TO:-wandb}"
 
 # --- 1. Data: converted already, or convert now (clear message when inputs are missing) ---
 converted() { [ -f "$DATA_DIR/train.json" ] && [ -f "$DATA_DIR/val_subset.json" ] && [ -f "$DATA_DIR/summary.json" ]; }
