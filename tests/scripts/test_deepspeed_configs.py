@@ -130,7 +130,7 @@ def training_flag_lists(script: Path) -> list[list[str]]:
         assignment = _ASSIGNMENT.match(line)
         if assignment:
             variables[assignment.group(1)] = " ".join(
-                shlex.split(_expand(assignment.group(2), variables))
+                shlex.split(_expand(assignment.group(2), variables), comments=True)
             )
             continue
         tokens = shlex.split(line, comments=True)
