@@ -68,7 +68,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -77,6 +76,7 @@ from typing import Any
 
 from llava.constants import DEFAULT_IMAGE_TOKEN
 from llava.eval.vqa_accuracy import most_common_answer
+from llava.utils import write_atomic
 
 __all__ = [
     "CATEGORIES",
@@ -394,26 +394,6 @@ def _human_turn(question: str, suffix: str) -> str:
 def _question_text(question: str, suffix: str) -> str:
     """The model_vqa question text: question and suffix, no image token."""
     return "\n".join(part for part in (question, suffix) if part)
-
-
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write a file so readers see the old or the new content, never a half-written one.
-
-    The data goes to a temporary file in the same folder, which then replaces
-    the target with os.replace (atomic on POSIX and Windows). On any error the
-    temporary file is removed and the target is left untouched.
-    """
-    path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _dump_json(data: Any) -> str:

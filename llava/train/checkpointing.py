@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from llava.utils import atomic_path
+
 logger = logging.getLogger("llava")
 
 NON_LORA_FILE = "non_lora_trainables.bin"
@@ -71,16 +73,8 @@ def is_main_process(args) -> bool:
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         torch.save(obj, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _move_files_into(source: Path, destination: Path) -> None:

@@ -76,7 +76,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -84,6 +83,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+from llava.utils import atomic_path, write_atomic
 
 logger = logging.getLogger("llava")
 
@@ -421,20 +422,6 @@ def epoch_tag(epoch: float | None, global_step: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    """Readers see the old file or the new one, never half of one (temporary file + os.replace)."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def read_history(folder: str | os.PathLike) -> list[dict]:
     """The evaluations recorded in ``folder/history.json`` (empty when there is none)."""
     path = Path(folder) / HISTORY_FILE
@@ -473,16 +460,8 @@ def plot_curves(history: Sequence[Mapping], path: str | os.PathLike) -> None:
     loss_axes.set_title("validation loss")
     accuracy_axes.set_title("validation accuracy (generation subset)")
     figure.tight_layout()
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -755,7 +734,7 @@ class LLaVAEvaluator:
         if self.last_records:
             predictions_file = f"{tag}.jsonl"
             lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in self.last_records)
-            _write_atomic(folder / predictions_file, lines)
+            write_atomic(folder / predictions_file, lines)
         entry = {
             "tag": tag,
             "epoch": 0.0 if epoch is None else float(epoch),
@@ -770,7 +749,7 @@ class LLaVAEvaluator:
         }
         history = [old for old in read_history(folder) if old["global_step"] < global_step]
         history.append(entry)
-        _write_atomic(folder / HISTORY_FILE, json.dumps(history, indent=1) + "\n")
+        write_atomic(folder / HISTORY_FILE, json.dumps(history, indent=1) + "\n")
         plot_curves(history, folder / CURVES_FILE)
         return folder
 
