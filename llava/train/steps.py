@@ -35,8 +35,17 @@ def configure_logging() -> None:
 
 def init_distributed(training_args) -> None:
     """Initialise the process group now (reading ``training_args.device`` does):
-    ZeRO-3 partitions weights while they load, which needs the world size."""
+    ZeRO-3 partitions weights while they load, which needs the world size.
+
+    Also seeds every RNG with ``--seed``: adapters and new projectors are
+    initialised before the Trainer exists (which seeds only then), so without
+    this two runs with the same seed would start from different LoRA weights.
+    Deviation from upstream: upstream's model set-up is unseeded.
+    """
+    from transformers import set_seed
+
     _ = training_args.device
+    set_seed(training_args.seed)
 
 
 def wandb_key_configured() -> bool:
