@@ -75,3 +75,17 @@ def test_qlora_4bit_zero2_two_processes(tiny_llava_dir, colour_vqa_dir, tmp_path
     report = json.loads(report_file.read_text())
     assert report.get("packed_4bit_skipped", 0) > 0  # the base really was quantized
     check_run(output, report)
+
+
+def test_same_seed_gives_the_same_run(tiny_llava_dir, colour_vqa_dir, tmp_path):
+    """Adapters are initialised before the Trainer exists; train() seeds them too."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for name in ("first", "second"):
+        output = tmp_path / name / "llava-tiny-task-lora"
+        flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1)
+        run([sys.executable, "-m", "llava.train.train", *flags, "--max_steps", "2"])
+        weights.append(load_file(str(output / "adapter_model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
