@@ -172,7 +172,10 @@ run "$DEEPSPEED" --num_gpus "$NUM_GPUS" llava/train/train_mem.py \
 
 # --- 3. Answer the whole val split with the best model, 4. score it ---
 ANSWERS="$OUTPUT_DIR/eval/okvqa_val_answers.jsonl"
-DEVICE=cuda; [ "$MODE" = demo ] && DEVICE=cpu
+# model_vqa resumes a killed answering run; answers older than the model are stale.
+if [ -f "$ANSWERS" ] && [ "$ANSWERS" -ot "$OUTPUT_DIR/adapter_model.safetensors" ]; then run rm "$ANSWERS"; fi
+# One GPU holds the merged 7B model; device_map=auto would spread it over all of them.
+DEVICE=cuda:0; [ "$MODE" = demo ] && DEVICE=cpu
 run "$PYTHON" -m llava.eval.model_vqa \
     --model-path "$OUTPUT_DIR" --model-base "$MODEL_NAME_OR_PATH" \
     --question-file "$DATA_DIR/val_questions.jsonl" --image-folder "$IMAGE_FOLDER" \
