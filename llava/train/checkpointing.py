@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
+from llava.model.lora_loading import NON_LORA_FILE, PROJECTOR_FILE
 from llava.utils import atomic_path
 
 logger = logging.getLogger("llava")
 
-NON_LORA_FILE = "non_lora_trainables.bin"
-PROJECTOR_FILE = "mm_projector.bin"
+# The file names are the loader's (one definition for writer and reader).
 PROJECTOR_KEYS = ("mm_projector", "vision_resampler")
 STAGING_DIR = ".staging"
 

@@ -24,7 +24,6 @@ from llava.train import checkpointing
 
 logger = logging.getLogger("llava")
 
-PROJECTOR_KEYS = ("mm_projector", "vision_resampler")
 
 
 def _split_even(indices: list[int], lengths: list[int], chunks: int) -> list[list[int]]:
@@ -137,7 +136,7 @@ class LLaVATrainer(Trainer):
         groups: dict[tuple[bool, bool], list] = {(d, p): [] for d in (True, False) for p in (True, False)}
         for name, param in opt_model.named_parameters():
             if param.requires_grad:
-                is_projector = any(key in name for key in PROJECTOR_KEYS)
+                is_projector = any(key in name for key in checkpointing.PROJECTOR_KEYS)
                 groups[(name in decay, is_projector)].append(param)
         param_groups = []
         for (decayed, is_projector), params in groups.items():

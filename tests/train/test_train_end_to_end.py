@@ -89,3 +89,21 @@ def test_same_seed_gives_the_same_run(tiny_llava_dir, colour_vqa_dir, tmp_path):
         weights.append(load_file(str(output / "adapter_model.safetensors")))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+def test_projector_only_pretraining_saves_and_loads_mm_projector(tiny_llava_dir, colour_vqa_dir, tmp_path):
+    """Stage 1 (--tune_mm_mlp_adapter): only mm_projector.bin is saved, and the loader's projector branch uses it."""
+    from llava.model.builder import checkpoint_kind, load_pretrained_model
+
+    output = tmp_path / "llava-tiny-pretrain"
+    flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, lora_enable="False",
+                         tune_mm_mlp_adapter="True", learning_rate="1e-2")
+    run([sys.executable, "-m", "llava.train.train", *flags, "--max_steps", "2"])
+    assert {"mm_projector.bin", "config.json"} <= {p.name for p in output.iterdir()}
+    saved = torch.load(output / "mm_projector.bin", weights_only=True)
+    assert sorted(saved) == ["model.mm_projector.0.bias", "model.mm_projector.0.weight",
+                             "model.mm_projector.2.bias", "model.mm_projector.2.weight"]
+    assert checkpoint_kind(output, str(tiny_llava_dir), output.name) == "projector"
+    _, model, _, _ = load_pretrained_model(str(output), str(tiny_llava_dir), output.name, device="cpu")
+    state = model.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in saved.items())
