@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo lint clean
+.PHONY: setup test test-fast demo lint patches clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ demo: setup
 
 lint: setup
 	$(PY) -m ruff check llava tests scripts
+
+# Regenerate patches/*.patch after touching patch code (tests/test_patches.py checks them).
+patches: setup
+	$(PY) scripts/make_patches.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
