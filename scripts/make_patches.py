@@ -32,6 +32,8 @@ PATCHES: dict[str, dict] = {
         "summary": "Evaluation between epochs: eval loss and OK-VQA accuracy from batched generation",
         "adds": [
             "llava/eval/vqa_accuracy.py",
+            "llava/metrics/__init__.py",
+            "llava/metrics/choices.py",
             "llava/eval/eval_okvqa.py",
             "llava/train/evaluation.py",
             "docs/EVALUATION.md",

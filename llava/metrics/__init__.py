@@ -1,0 +1,1 @@
+"""Answer metrics and annotation formats: the one home that data/, eval/ and train/ import from below."""
