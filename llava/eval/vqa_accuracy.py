@@ -1,0 +1,30 @@
+"""The VQA accuracy metric under its first name: a front for :mod:`llava.metrics.vqa`.
+
+The converter, the evaluation between epochs and user code import these names
+from here; the implementation (and both normalisations) lives in
+``llava/metrics/`` (docs/EVALUATION.md).
+
+    >>> from llava.eval.vqa_accuracy import normalize_answer, vqa_accuracy
+    >>> normalize_answer("The Two Dogs!"), vqa_accuracy("dog", ["dog", "dogs", "cat"] + ["puppy"] * 7)
+    ('2 dogs', 0.3)
+"""
+
+from __future__ import annotations
+
+from llava.metrics.vqa import (
+    exact_match,
+    most_common_answer,
+    normalize_answer,
+    score_predictions,
+    stem_answer,
+    vqa_accuracy,
+)
+
+__all__ = [
+    "exact_match",
+    "most_common_answer",
+    "normalize_answer",
+    "score_predictions",
+    "stem_answer",
+    "vqa_accuracy",
+]
