@@ -101,7 +101,8 @@ class _Collector:
         question = record.get("question")
         self.annotations[key] = Annotation(
             answers=tuple(answers),
-            question_type=None if question_type is None else str(question_type),
+            # A-OKVQA has no categories: its converter writes "" (no category, not a category "").
+            question_type=None if question_type in (None, "") else str(question_type),
             question=question if isinstance(question, str) else None,
             choices=None if choices is None else tuple(choices),
             correct_choice_idx=correct,
