@@ -99,7 +99,10 @@ def load_answers(path: str | os.PathLike) -> dict[str, str]:
 
 
 def build_records(
-    answers: Mapping[str, str], annotations: Mapping[str, Annotation], partial: bool = False, task: str = "direct"
+    answers: Mapping[str, str],
+    annotations: Mapping[str, Annotation],
+    partial: bool = False,
+    task: str = "direct",
 ) -> list[dict]:
     """The records the scoring functions take, in annotation order.
 
@@ -121,7 +124,11 @@ def build_records(
             "finish answering them (model_vqa resumes where it stopped) or pass --partial to score the answered ones"
         )
     if task == "multiple-choice":
-        no_choices = [key for key, annotation in annotations.items() if key in answers and annotation.choices is None]
+        no_choices = [
+            key
+            for key, annotation in annotations.items()
+            if key in answers and annotation.choices is None
+        ]
         if no_choices:
             problems.append(
                 f"{len(no_choices)} questions have no 'choices'/'correct_choice_idx' for --task multiple-choice: "
@@ -172,7 +179,12 @@ def score_files(
         scores = score_choices(records)
     else:
         scores = score_predictions(records, stem=stem, normalization=normalization)
-    scores.update(task=task, answers=str(answers_path), annotations=str(annotations_path), annotated=len(annotations))
+    scores.update(
+        task=task,
+        answers=str(answers_path),
+        annotations=str(annotations_path),
+        annotated=len(annotations),
+    )
     return scores
 
 
@@ -210,23 +222,32 @@ def format_report(scores: Mapping) -> str:
     return "\n".join(lines)
 
 
-def build_parser(prog: str = "python -m llava.eval.eval_vqa", with_task: bool = True) -> argparse.ArgumentParser:
+def build_parser(
+    prog: str = "python -m llava.eval.eval_vqa", with_task: bool = True
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Score model_vqa answers: VQA accuracy (direct answers) or choice accuracy (multiple choice).",
     )
-    parser.add_argument("--answers", required=True, help="JSONL answers: question_id and text (model_vqa output)")
+    parser.add_argument(
+        "--answers", required=True, help="JSONL answers: question_id and text (model_vqa output)"
+    )
     parser.add_argument(
         "--annotations",
         required=True,
         help="val_annotations.json, official mscoco_val2014_annotations.json, aokvqa_v1p0_val.json or a LLaVA JSON with 'answers'",
     )
     parser.add_argument(
-        "--questions", default=None, help="official questions file (OpenEnded_mscoco_val2014_questions.json); optional"
+        "--questions",
+        default=None,
+        help="official questions file (OpenEnded_mscoco_val2014_questions.json); optional",
     )
     if with_task:
         parser.add_argument(
-            "--task", choices=TASKS, default="direct", help="direct answers (VQA accuracy) or multiple choice (letters)"
+            "--task",
+            choices=TASKS,
+            default="direct",
+            help="direct answers (VQA accuracy) or multiple choice (letters)",
         )
     else:
         parser.set_defaults(task="direct")
@@ -236,9 +257,17 @@ def build_parser(prog: str = "python -m llava.eval.eval_vqa", with_task: bool = 
         default=DEFAULT_NORMALIZATION,
         help="answer normalisation: lmms-eval (EvalAI processor, LLaVA-family papers) or official (GT-Vision-Lab/VQA vqaEval.py)",
     )
-    parser.add_argument("--stem", action="store_true", help="also stem predictions and answers before matching")
-    parser.add_argument("--partial", action="store_true", help="score only the annotated questions that have an answer")
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the scores to this JSON file")
+    parser.add_argument(
+        "--stem", action="store_true", help="also stem predictions and answers before matching"
+    )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="score only the annotated questions that have an answer",
+    )
+    parser.add_argument(
+        "--json", dest="json_path", default=None, help="also write the scores to this JSON file"
+    )
     return parser
 
 

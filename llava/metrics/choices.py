@@ -10,25 +10,51 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["MULTIPLE_CHOICE_SUFFIX", "OPTION_LETTERS", "choice_prompt", "parse_choice", "score_choices"]
+__all__ = [
+    "MULTIPLE_CHOICE_SUFFIX",
+    "OPTION_LETTERS",
+    "SHORT_ANSWER_SUFFIX",
+    "bare_question",
+    "choice_prompt",
+    "parse_choice",
+    "score_choices",
+]
 
 OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MULTIPLE_CHOICE_SUFFIX = "Answer with the option's letter from the given choices directly."
+# LLaVA-1.5's short-answer VQA suffix (the direct-answer prompt of the converters).
+SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
 
 
-def choice_prompt(question: str, choices: Sequence[str], suffix: str = MULTIPLE_CHOICE_SUFFIX) -> str:
+def bare_question(human_turn: str) -> str:
+    r"""A direct-answer human turn without ``<image>`` and the short-answer suffix::
+
+    >>> bare_question("<image>\nWhat is it?\nAnswer the question using a single word or phrase.")
+    'What is it?'
+    """
+    text = human_turn.replace("<image>", "").strip()
+    return text.removesuffix(SHORT_ANSWER_SUFFIX).strip()
+
+
+def choice_prompt(
+    question: str, choices: Sequence[str], suffix: str = MULTIPLE_CHOICE_SUFFIX
+) -> str:
     """The lettered prompt text (no ``<image>``)::
 
-        >>> print(choice_prompt("What is it?", ["cat", "dog"]))
-        What is it?
-        A. cat
-        B. dog
-        Answer with the option's letter from the given choices directly.
+    >>> print(choice_prompt("What is it?", ["cat", "dog"]))
+    What is it?
+    A. cat
+    B. dog
+    Answer with the option's letter from the given choices directly.
     """
     if not 2 <= len(choices) <= len(OPTION_LETTERS):
-        raise ValueError(f"a multiple-choice question needs 2 to {len(OPTION_LETTERS)} choices, got {len(choices)}")
+        raise ValueError(
+            f"a multiple-choice question needs 2 to {len(OPTION_LETTERS)} choices, got {len(choices)}"
+        )
     lines = [question.strip()]
-    lines += [f"{letter}. {choice}" for letter, choice in zip(OPTION_LETTERS, choices)]
+    lines += [
+        f"{letter}. {choice}" for letter, choice in zip(OPTION_LETTERS, choices, strict=False)
+    ]
     return "\n".join([*lines, suffix])
 
 

@@ -30,7 +30,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from llava.metrics.normalization import DEFAULT_NORMALIZATION, check_normalization, normalize, prepare
+from llava.metrics.normalization import (
+    DEFAULT_NORMALIZATION,
+    check_normalization,
+    normalize,
+    prepare,
+)
 
 __all__ = [
     "DEFAULT_NORMALIZATION",
@@ -221,7 +226,9 @@ def _stem_word(word: str) -> str:
     return _lemmatise_ing(_singularise(word))
 
 
-def _compared(prediction: str, answers: Sequence[str], normalization: str, stem: bool) -> tuple[str, list[str]]:
+def _compared(
+    prediction: str, answers: Sequence[str], normalization: str, stem: bool
+) -> tuple[str, list[str]]:
     """Prediction and answers as they are compared: normalised, then stemmed when asked."""
     target, truth = prepare(prediction, answers, normalization)
     if stem:
@@ -242,11 +249,16 @@ def _check_answers(answers: Sequence[str]) -> None:
         raise ValueError("at least one ground-truth answer is needed to score a prediction")
     for answer in answers:
         if not isinstance(answer, str):
-            raise TypeError(f"each answer must be a string, got {type(answer).__name__}: {answer!r}")
+            raise TypeError(
+                f"each answer must be a string, got {type(answer).__name__}: {answer!r}"
+            )
 
 
 def vqa_accuracy(
-    prediction: str, answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION
+    prediction: str,
+    answers: Sequence[str],
+    stem: bool = False,
+    normalization: str = DEFAULT_NORMALIZATION,
 ) -> float:
     """VQA accuracy of one prediction against its ground-truth answers, in [0, 1].
 
@@ -271,7 +283,9 @@ def vqa_accuracy(
     return numerator / (3 * total)
 
 
-def most_common_answer(answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION) -> str:
+def most_common_answer(
+    answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION
+) -> str:
     """The most frequent answer, in its normalised form (stemmed too when ``stem``).
 
     Returns the normalised text, not the raw string, so it can be used as a
@@ -304,7 +318,10 @@ def most_common_answer(answers: Sequence[str], stem: bool = False, normalization
 
 
 def exact_match(
-    prediction: str, answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION
+    prediction: str,
+    answers: Sequence[str],
+    stem: bool = False,
+    normalization: str = DEFAULT_NORMALIZATION,
 ) -> float:
     """1.0 when the normalised prediction equals the most common normalised answer, else 0.0."""
     target, _ = _compared(prediction, answers, normalization, stem)
@@ -359,7 +376,8 @@ def score_predictions(
         "exact_match": 100.0 * exact_sum / count if count else 0.0,
         "count": count,
         "per_category": {
-            category: 100.0 * category_sums[category] / category_counts[category] for category in sorted(category_sums)
+            category: 100.0 * category_sums[category] / category_counts[category]
+            for category in sorted(category_sums)
         },
         "per_question": per_question,
         "normalization": normalization,

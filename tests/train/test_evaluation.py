@@ -78,7 +78,8 @@ def evaluator_for(model, tokenizer, validation_dir, colour_vqa_dir, tmp_path, **
         ),
         training_args=SimpleNamespace(
             eval_generate=None, eval_max_samples=None, eval_max_new_tokens=4, eval_log_examples=4, eval_stem=False,
-            per_device_eval_batch_size=4, model_max_length=512, seed=0, data_seed=None,
+            eval_normalization="lmms-eval", eval_multiple_choice=None, per_device_eval_batch_size=4,
+            model_max_length=512, seed=0, data_seed=None,
             metric_for_best_model=None, output_dir=str(tmp_path / "run"),
         ),
     )
@@ -97,7 +98,7 @@ def flag_values(**overrides):
     training = SimpleNamespace(
         eval_strategy="no", eval_on_start=False, eval_generate=None, metric_for_best_model=None,
         greater_is_better=None, load_best_model_at_end=False, save_strategy="steps", eval_max_samples=None,
-        eval_max_new_tokens=16, eval_log_examples=32, per_device_eval_batch_size=8,
+        eval_max_new_tokens=16, eval_log_examples=32, per_device_eval_batch_size=8, eval_normalization="lmms-eval",
     )
     for key, value in overrides.items():
         setattr(data if hasattr(data, key) else training, key, value)
