@@ -365,6 +365,8 @@ def score_predictions(
         accuracy_sum += accuracy
         exact_sum += exact_match(prediction, answers, stem=stem, normalization=normalization)
         category = record.get("question_type")
+        # Deviation from upstream: the official tool's per-type averages take each question's
+        # last leave-one-out score (a bug); here a category averages its questions' accuracies.
         if category is not None:
             category = str(category)
             category_sums[category] = category_sums.get(category, 0.0) + accuracy
