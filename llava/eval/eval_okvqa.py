@@ -43,7 +43,7 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return _main(argv, parser=build_parser())
+    return _main(argv, parser=build_parser(), title="OK-VQA")
 
 
 if __name__ == "__main__":

@@ -196,20 +196,23 @@ def _category_names() -> dict[str, str]:
     return dict(CATEGORIES)
 
 
-def format_report(scores: Mapping) -> str:
-    """The scores as a few readable lines; a direct-answer report names the normalisation."""
+def format_report(scores: Mapping, title: str = "VQA") -> str:
+    """The scores as a few readable lines; a direct-answer report names the normalisation.
+
+    ``title`` names the data set in the first line (``"OK-VQA scores for ..."``).
+    """
     where = f"{scores.get('answers', 'the answers')} ({scores['count']} of {scores.get('annotated', scores['count'])} questions"
     if "choice_accuracy" in scores:
         return "\n".join(
             [
-                f"Multiple-choice scores for {where})",
+                f"{title} multiple-choice scores for {where})",
                 f"  choice accuracy {scores['choice_accuracy']:6.2f}",
                 f"  unparsed        {scores['unparsed']:6d}  (answers naming no option; counted wrong)",
             ]
         )
     names = _category_names()
     lines = [
-        f"VQA scores for {where}; normalization {scores['normalization']}, "
+        f"{title} scores for {where}; normalization {scores['normalization']}, "
         f"{'stemmed' if scores['stem'] else 'not stemmed'})",
         f"  VQA accuracy  {scores['vqa_accuracy']:6.2f}",
         f"  exact match   {scores['exact_match']:6.2f}",
@@ -271,7 +274,10 @@ def build_parser(
     return parser
 
 
-def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> dict:
+def main(
+    argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None, title: str = "VQA"
+) -> dict:
+    """Parse the flags (``parser``: default :func:`build_parser`), score, print the report, write ``--json``."""
     args = (parser or build_parser()).parse_args(argv)
     try:
         scores = score_files(
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
     except (ScoringError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
-    print(format_report(scores))
+    print(format_report(scores, title))
     if args.json_path:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
         write_atomic(args.json_path, json.dumps(scores, indent=1) + "\n")
