@@ -26,10 +26,14 @@ One evaluation, in order:
    ``--per_device_eval_batch_size``, left padding, KV cache, greedy, stop at
    EOS or ``--eval_max_new_tokens`` (:func:`llava.eval.generation.answer_batch`,
    shared with ``llava.eval.model_vqa``).
-3. **Scoring** with :func:`llava.eval.vqa_accuracy.score_predictions` (the
+3. **Scoring** with :func:`llava.metrics.vqa.score_predictions` (the
    one metric implementation; ``python -m llava.eval.eval_okvqa`` gives the
-   same numbers on the same predictions): VQA accuracy, exact match and VQA
-   accuracy per ``question_type``, in percent.
+   same numbers on the same predictions) under ``--eval_normalization``
+   (``lmms-eval`` or ``official``): VQA accuracy, exact match and VQA
+   accuracy per ``question_type``, in percent. Records with ``choices`` and
+   ``correct_choice_idx`` (A-OKVQA) are also asked with the lettered
+   multiple-choice prompt and scored by choice accuracy
+   (``--eval_multiple_choice``, on by default for such records).
 4. **Outputs**, rank 0 only, written atomically under ``output_dir/eval/``:
    ``epoch_{k}.jsonl`` (every prediction with its answers and scores),
    ``history.json`` (one entry per evaluation) and ``curves.png`` (loss and
@@ -41,7 +45,8 @@ Metric names. The Trainer prefixes evaluation metrics with ``eval_`` and its
 W&B callback turns ``eval_`` into ``eval/``, so the metrics dict returned to
 the Trainer holds ``eval_loss``, ``eval_vqa_accuracy``, ``eval_exact_match``,
 ``eval_vqa_accuracy/<category>``, ``eval_generation_count`` and
-``eval_generation_seconds``; W&B shows ``eval/loss``, ``eval/vqa_accuracy``,
+``eval_generation_seconds`` (plus ``eval_choice_accuracy`` and
+``eval_choice_unparsed`` with multiple choice); W&B shows ``eval/loss``, ``eval/vqa_accuracy``,
 ``eval/exact_match``, ``eval/vqa_accuracy/<category>``. The same dict goes to
 ``metric_for_best_model`` (``vqa_accuracy`` works: the Trainer looks up
 ``eval_vqa_accuracy``) and to every callback's ``on_evaluate``.
@@ -737,7 +742,7 @@ class LLaVAEvaluator:
         from llava.metrics.vqa import exact_match, vqa_accuracy
 
         by_position = {
-            item.position: text for item, text in zip(self.choice_items, choice_predictions, strict=False)
+            item.position: text for item, text in zip(self.choice_items, choice_predictions, strict=True)
         }
         records = []
         for item, prediction in zip(self.items, predictions, strict=True):
