@@ -26,10 +26,14 @@ One evaluation, in order:
    ``--per_device_eval_batch_size``, left padding, KV cache, greedy, stop at
    EOS or ``--eval_max_new_tokens`` (:func:`llava.eval.generation.answer_batch`,
    shared with ``llava.eval.model_vqa``).
-3. **Scoring** with :func:`llava.eval.vqa_accuracy.score_predictions` (the
+3. **Scoring** with :func:`llava.metrics.vqa.score_predictions` (the
    one metric implementation; ``python -m llava.eval.eval_okvqa`` gives the
-   same numbers on the same predictions): VQA accuracy, exact match and VQA
-   accuracy per ``question_type``, in percent.
+   same numbers on the same predictions) under ``--eval_normalization``
+   (``lmms-eval`` or ``official``): VQA accuracy, exact match and VQA
+   accuracy per ``question_type``, in percent. Records with ``choices`` and
+   ``correct_choice_idx`` (A-OKVQA) are also asked with the lettered
+   multiple-choice prompt and scored by choice accuracy
+   (``--eval_multiple_choice``, on by default for such records).
 4. **Outputs**, rank 0 only, written atomically under ``output_dir/eval/``:
    ``epoch_{k}.jsonl`` (every prediction with its answers and scores),
    ``history.json`` (one entry per evaluation) and ``curves.png`` (loss and
@@ -41,7 +45,8 @@ Metric names. The Trainer prefixes evaluation metrics with ``eval_`` and its
 W&B callback turns ``eval_`` into ``eval/``, so the metrics dict returned to
 the Trainer holds ``eval_loss``, ``eval_vqa_accuracy``, ``eval_exact_match``,
 ``eval_vqa_accuracy/<category>``, ``eval_generation_count`` and
-``eval_generation_seconds``; W&B shows ``eval/loss``, ``eval/vqa_accuracy``,
+``eval_generation_seconds`` (plus ``eval_choice_accuracy`` and
+``eval_choice_unparsed`` with multiple choice); W&B shows ``eval/loss``, ``eval/vqa_accuracy``,
 ``eval/exact_match``, ``eval/vqa_accuracy/<category>``. The same dict goes to
 ``metric_for_best_model`` (``vqa_accuracy`` works: the Trainer looks up
 ``eval_vqa_accuracy``) and to every callback's ``on_evaluate``.
@@ -71,6 +76,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -84,6 +90,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from llava.metrics.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from llava.utils import atomic_path, write_atomic
 
 logger = logging.getLogger("llava")
@@ -109,7 +116,7 @@ EVAL_FOLDER = "eval"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
 # Metrics that exist only when answers are generated (metric_for_best_model may name them).
-GENERATION_METRICS = ("vqa_accuracy", "exact_match")
+GENERATION_METRICS = ("vqa_accuracy", "exact_match", "choice_accuracy")
 # Longest side of the W&B thumbnails, in pixels.
 THUMBNAIL_SIZE = 128
 
@@ -180,6 +187,23 @@ class EvaluationTrainingArguments:
             "help": "Also stem predictions and answers before matching (-ing verbs lemmatised, plurals "
             "singularised), as evaluators of the stemmed OK-VQA v1.1 answers do. VQA normalisation is "
             "always applied."
+        },
+    )
+    eval_normalization: str = field(
+        default=DEFAULT_NORMALIZATION,
+        metadata={
+            "help": "Answer normalisation of the VQA accuracy: 'lmms-eval' (lmms-eval's EvalAI answer processor, "
+            "the number LLaVA-family papers report) or 'official' (the GT-Vision-Lab/VQA evaluator, quirks "
+            "included). Named in eval/history.json, the log and the W&B run config. docs/EVALUATION.md.",
+            "choices": list(NORMALIZATIONS),
+        },
+    )
+    eval_multiple_choice: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Also ask each question as multiple choice (lettered options, upstream's suffix) and "
+            "report choice_accuracy. Default: on when the validation records carry 'choices' and "
+            "'correct_choice_idx' (A-OKVQA); False turns it off."
         },
     )
 
@@ -269,6 +293,9 @@ def validate_evaluation_args(model_args, data_args, training_args) -> list[str]:
         problems.append(
             f"--eval_log_examples {training_args.eval_log_examples}: use 0 (no table) or a positive count"
         )
+    normalization = training_args.eval_normalization
+    if normalization not in NORMALIZATIONS:
+        problems.append(f"--eval_normalization {normalization}: use one of {', '.join(NORMALIZATIONS)}")
     if getattr(training_args, "per_device_eval_batch_size", 8) < 1:
         problems.append(
             f"--per_device_eval_batch_size {training_args.per_device_eval_batch_size}: use a positive size"
@@ -287,7 +314,9 @@ class GenerationItem:
 
     ``position``: the record's index in the validation file. ``prompt``: the
     training prompt up to the answer (assistant turn open). ``answers``: the
-    record's ``answers``, or its first reply when it has none.
+    record's ``answers``, or its first reply when it has none. ``choice_prompt``:
+    the same question with lettered options (:func:`llava.metrics.choices.choice_prompt`)
+    in the same template, for records with ``choices`` and ``correct_choice_idx``.
     """
 
     position: int
@@ -297,6 +326,10 @@ class GenerationItem:
     image: str | None
     answers: tuple[str, ...]
     question_type: str | None
+    # Multiple choice (A-OKVQA): the options, the right one, and the lettered prompt.
+    choices: tuple[str, ...] | None = None
+    correct_choice_idx: int | None = None
+    choice_prompt: str | None = None
 
 
 def generation_prompt(human_value: str, template, has_image: bool, data_args) -> str:
@@ -342,9 +375,10 @@ def generation_items(entries: Sequence[Mapping], template, data_args) -> list[Ge
     (no ``answers`` and no reply) are skipped and counted in a warning.
     """
     from llava.constants import DEFAULT_IMAGE_TOKEN
+    from llava.metrics.choices import bare_question, choice_prompt
 
     positions = getattr(entries, "source_indices", None) or range(len(entries))
-    items, skipped = [], 0
+    items, skipped, bad_choices = [], 0, []
     for position, entry in zip(positions, entries, strict=True):
         human, reply = _first_exchange(entry)
         answers = entry.get("answers")
@@ -355,16 +389,40 @@ def generation_items(entries: Sequence[Mapping], template, data_args) -> list[Ge
             continue
         has_image = "image" in entry
         question_type = entry.get("question_type")
+        question_id = entry.get("question_id", entry.get("id", position))
+        choices, correct, lettered = entry.get("choices"), entry.get("correct_choice_idx"), None
+        if choices is not None or correct is not None:
+            if not (
+                isinstance(choices, list)
+                and 2 <= len(choices) <= 26
+                and all(isinstance(choice, str) for choice in choices)
+                and isinstance(correct, int)
+                and 0 <= correct < len(choices)
+            ):
+                bad_choices.append(str(question_id))
+                continue
+            human_choices = choice_prompt(bare_question(human), choices)
+            if has_image:
+                human_choices = DEFAULT_IMAGE_TOKEN + "\n" + human_choices
+            lettered = generation_prompt(human_choices, template, has_image, data_args)
         items.append(
             GenerationItem(
                 position=position,
-                question_id=entry.get("question_id", entry.get("id", position)),
+                question_id=question_id,
                 question=human.replace(DEFAULT_IMAGE_TOKEN, "").strip(),
                 prompt=generation_prompt(human, template, has_image, data_args),
                 image=entry["image"] if has_image else None,
                 answers=tuple(answers),
-                question_type=None if question_type is None else str(question_type),
+                question_type=None if question_type in (None, "") else str(question_type),
+                choices=None if lettered is None else tuple(choices),
+                correct_choice_idx=None if lettered is None else correct,
+                choice_prompt=lettered,
             )
+        )
+    if bad_choices:
+        raise ValueError(
+            f"validation records with unusable 'choices'/'correct_choice_idx' (need 2 to 26 strings and an index "
+            f"into them): question ids {', '.join(bad_choices[:20])}" + (" ..." if len(bad_choices) > 20 else "")
         )
     if skipped:
         logger.warning(
@@ -444,7 +502,11 @@ def plot_curves(history: Sequence[Mapping], path: str | os.PathLike) -> None:
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     for axes, keys, ylabel in (
         (loss_axes, (("eval_loss", "eval loss", "o"),), "loss"),
-        (accuracy_axes, (("vqa_accuracy", "VQA accuracy", "o"), ("exact_match", "exact match", "s")), "percent"),
+        (accuracy_axes, (
+                ("vqa_accuracy", "VQA accuracy", "o"),
+                ("exact_match", "exact match", "s"),
+                ("choice_accuracy", "choice accuracy", "^"),
+            ), "percent"),
     ):
         for key, label, marker in keys:
             points = [(entry["epoch"], entry[key]) for entry in history if entry.get(key) is not None]
@@ -533,6 +595,8 @@ class LLaVAEvaluator:
         batch_size: int = 8,
         max_new_tokens: int = 16,
         stem: bool = False,
+        normalization: str = DEFAULT_NORMALIZATION,
+        multiple_choice: bool = True,
         log_examples: int = 32,
         output_dir: str | os.PathLike | None = None,
         eval_dataset=None,
@@ -554,6 +618,13 @@ class LLaVAEvaluator:
         self.batch_size = batch_size
         self.settings = GenerationSettings(max_new_tokens=max_new_tokens)
         self.stem = stem
+        self.normalization = normalization
+        # The questions that have options, asked again with their lettered prompt.
+        self.choice_items = (
+            [dataclasses.replace(item, prompt=item.choice_prompt) for item in self.items if item.choice_prompt]
+            if multiple_choice
+            else []
+        )
         self.log_examples = log_examples
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.eval_dataset = eval_dataset
@@ -632,17 +703,19 @@ class LLaVAEvaluator:
             images = process_images(pictures, self.image_processor, self.image_config)
         return answer_batch(model, self.tokenizer, [item.prompt for item in batch], images, self.settings)
 
-    def predict(self, model) -> list[str]:
+    def predict(self, model, items: Sequence[GenerationItem] | None = None) -> list[str]:
         """The answer to every item (every rank gets all of them), by batched greedy generation.
 
+        ``items``: default :attr:`items` (the multiple-choice pass gives :attr:`choice_items`).
         Each rank answers its batches of :func:`plan_batches`; the answers are gathered
         with ``all_gather_object``. ``model`` is the unwrapped model.
         """
+        items = self.items if items is None else items
         rank, world_size = _rank_and_world_size()
         local: list[tuple[int, str]] = []
         with generation_mode(model):
-            for batch in _progress(plan_batches(self.items, self.batch_size, rank, world_size), "eval answers", rank):
-                texts = self._answer(model, [self.items[index] for index, _ in batch])
+            for batch in _progress(plan_batches(items, self.batch_size, rank, world_size), "eval answers", rank):
+                texts = self._answer(model, [items[index] for index, _ in batch])
                 local += [(index, text) for (index, padding), text in zip(batch, texts, strict=True) if not padding]
         if world_size > 1:
             import torch.distributed as dist
@@ -650,31 +723,50 @@ class LLaVAEvaluator:
             gathered: list[Any] = [None] * world_size
             dist.all_gather_object(gathered, local)
             local = [answer for part in gathered for answer in part]
-        predictions: list[str | None] = [None] * len(self.items)
+        predictions: list[str | None] = [None] * len(items)
         for index, text in local:
             predictions[index] = text
-        missing = [self.items[i].question_id for i, text in enumerate(predictions) if text is None]
+        missing = [items[i].question_id for i, text in enumerate(predictions) if text is None]
         if missing:
             raise RuntimeError(f"evaluation: no answer gathered for question ids {missing[:10]}")
         return predictions  # type: ignore[return-value]
 
-    def records(self, predictions: Sequence[str]) -> list[dict]:
-        """One record per item: what was asked, the prediction, the answers and its scores (0 to 1)."""
-        from llava.eval.vqa_accuracy import exact_match, vqa_accuracy
+    def records(self, predictions: Sequence[str], choice_predictions: Sequence[str] = ()) -> list[dict]:
+        """One record per item: what was asked, the prediction, the answers and its scores (0 to 1).
 
-        return [
-            {
+        Items asked as multiple choice too also get ``choices``, ``correct_choice_idx``,
+        ``choice_prediction`` (the answer to the lettered prompt), ``choice`` (the option it
+        names, None when unreadable) and ``choice_correct`` (0 or 1).
+        """
+        from llava.metrics.choices import parse_choice
+        from llava.metrics.vqa import exact_match, vqa_accuracy
+
+        by_position = {
+            item.position: text for item, text in zip(self.choice_items, choice_predictions, strict=True)
+        }
+        records = []
+        for item, prediction in zip(self.items, predictions, strict=True):
+            record = {
                 "question_id": item.question_id,
                 "question": item.question,
                 "image": item.image,
                 "prediction": prediction,
                 "answers": list(item.answers),
                 "question_type": item.question_type,
-                "vqa_accuracy": vqa_accuracy(prediction, item.answers, stem=self.stem),
-                "exact_match": exact_match(prediction, item.answers, stem=self.stem),
+                "vqa_accuracy": vqa_accuracy(prediction, item.answers, stem=self.stem, normalization=self.normalization),
+                "exact_match": exact_match(prediction, item.answers, stem=self.stem, normalization=self.normalization),
             }
-            for item, prediction in zip(self.items, predictions, strict=True)
-        ]
+            if item.position in by_position and item.choices is not None:
+                chosen = parse_choice(by_position[item.position], item.choices)
+                record.update(
+                    choices=list(item.choices),
+                    correct_choice_idx=item.correct_choice_idx,
+                    choice_prediction=by_position[item.position],
+                    choice=chosen,
+                    choice_correct=int(chosen is not None and chosen == item.correct_choice_idx),
+                )
+            records.append(record)
+        return records
 
     # -------------------------------------------------------------- evaluation
 
@@ -688,40 +780,57 @@ class LLaVAEvaluator:
         ``loss`` is missing without a validation dataset, the rest without anything
         to generate. Every rank returns the same numbers.
         """
-        from llava.eval.vqa_accuracy import score_predictions
+        from llava.metrics.choices import score_choices
+        from llava.metrics.vqa import score_predictions
 
         metrics: dict[str, float] = {}
         loss = self.loss(model, device)
         if loss is not None:
             metrics["loss"] = loss
-        scores = None
+        scores = choice_scores = None
         self.last_records = []
         if self.items:
             start = time.perf_counter()
             predictions = self.predict(model)
+            choice_predictions = self.predict(model, self.choice_items) if self.choice_items else []
             seconds = time.perf_counter() - start
-            self.last_records = self.records(predictions)
-            scores = score_predictions(self.last_records, stem=self.stem)
+            self.last_records = self.records(predictions, choice_predictions)
+            scores = score_predictions(self.last_records, stem=self.stem, normalization=self.normalization)
+            if choice_predictions:
+                choice_scores = score_choices([record for record in self.last_records if "choice" in record])
+                metrics["choice_accuracy"] = float(choice_scores["choice_accuracy"])
+                metrics["choice_unparsed"] = float(choice_scores["unparsed"])
             metrics["vqa_accuracy"] = float(scores["vqa_accuracy"])
             metrics["exact_match"] = float(scores["exact_match"])
             metrics.update({f"vqa_accuracy/{name}": float(value) for name, value in scores["per_category"].items()})
             metrics["generation_count"] = float(scores["count"])
             metrics["generation_seconds"] = round(seconds, 3)
             logger.info(
-                "Evaluation at %s: VQA accuracy %.2f, exact match %.2f on %d questions (%.1f s, %.1f questions/s)%s",
+                "Evaluation at %s: VQA accuracy (%s normalization) %.2f, exact match %.2f on %d questions%s "
+                "(%.1f s, %.1f questions/s)%s",
                 epoch_tag(epoch, global_step),
+                self.normalization,
                 scores["vqa_accuracy"],
                 scores["exact_match"],
                 scores["count"],
+                "" if choice_scores is None else f"; choice accuracy {choice_scores['choice_accuracy']:.2f} "
+                f"on {choice_scores['count']} ({choice_scores['unparsed']} unparsed)",
                 seconds,
                 scores["count"] / max(seconds, 1e-9),
                 "" if loss is None else f"; eval loss {loss:.4f}",
             )
         if write and self.output_dir is not None and _rank_and_world_size()[0] == 0:
-            self.write_outputs(epoch, global_step, loss, scores)
+            self.write_outputs(epoch, global_step, loss, scores, choice_scores)
         return metrics
 
-    def write_outputs(self, epoch: float | None, global_step: int, eval_loss: float | None, scores: dict | None) -> Path:
+    def write_outputs(
+        self,
+        epoch: float | None,
+        global_step: int,
+        eval_loss: float | None,
+        scores: dict | None,
+        choice_scores: dict | None = None,
+    ) -> Path:
         """``eval/{tag}.jsonl``, ``eval/history.json`` and ``eval/curves.png`` under ``output_dir``.
 
         ``history.json`` keeps the evaluations of earlier steps; those at this step or
@@ -744,7 +853,10 @@ class LLaVAEvaluator:
             "exact_match": None if scores is None else scores["exact_match"],
             "per_category": {} if scores is None else scores["per_category"],
             "count": 0 if scores is None else scores["count"],
+            "normalization": self.normalization,
             "stem": self.stem,
+            "choice_accuracy": None if choice_scores is None else choice_scores["choice_accuracy"],
+            "choice_unparsed": None if choice_scores is None else choice_scores["unparsed"],
             "predictions": predictions_file,
         }
         history = [old for old in read_history(folder) if old["global_step"] < global_step]
@@ -869,7 +981,21 @@ def build_evaluator(tokenizer, template, model_args, data_args, training_args) -
             len(entries), len(items), len(everything),
             "all" if len(items) == len(everything) else f"drawn with seed {seed}",
         )
+    multiple_choice = training_args.eval_multiple_choice
+    with_choices = sum(item.choice_prompt is not None for item in items)
+    if multiple_choice and not with_choices:
+        raise ValueError(
+            f"--eval_multiple_choice True, but no generated question of {path} carries 'choices' and "
+            "'correct_choice_idx'; drop the flag or give the A-OKVQA val_subset.json"
+        )
+    if with_choices and multiple_choice is not False:
+        logger.info("Evaluation: %d questions also asked as multiple choice (choice_accuracy)", with_choices)
     metric = training_args.metric_for_best_model
+    if metric and metric.removeprefix("eval_") == "choice_accuracy" and not (with_choices and multiple_choice is not False):
+        raise ValueError(
+            f"--metric_for_best_model {metric} needs multiple-choice questions ('choices' and 'correct_choice_idx' "
+            f"in {path}) and --eval_multiple_choice not False; use --metric_for_best_model vqa_accuracy"
+        )
     if needs_generation(metric) and not items:
         raise ValueError(
             f"--metric_for_best_model {metric} needs generated answers, but there is nothing to generate "
@@ -885,6 +1011,8 @@ def build_evaluator(tokenizer, template, model_args, data_args, training_args) -
         batch_size=training_args.per_device_eval_batch_size,
         max_new_tokens=getattr(training_args, "eval_max_new_tokens", 16),
         stem=getattr(training_args, "eval_stem", False),
+        normalization=training_args.eval_normalization,
+        multiple_choice=multiple_choice is not False,
         log_examples=getattr(training_args, "eval_log_examples", 32),
         output_dir=training_args.output_dir,
         eval_dataset=eval_dataset,

@@ -71,7 +71,10 @@ def test_llava_format_annotations_and_prediction_key(tmp_path, annotations):
                 "conversations": []} for qid, q in QUESTIONS.items()]
     llava_json = tmp_path / "val_subset.json"
     llava_json.write_text(json.dumps(records))
-    assert load_annotations(llava_json) == load_annotations(annotations)
+    def ground_truth(path):
+        return {key: (a.answers, a.question_type) for key, a in load_annotations(path).items()}
+
+    assert ground_truth(llava_json) == ground_truth(annotations)
     # the training evaluation's epoch_{k}.jsonl holds 'prediction' instead of 'text'
     epoch_file = write_jsonl(tmp_path / "epoch_1.jsonl",
                              [{"question_id": qid, "prediction": text} for qid, text in PREDICTIONS.items()])

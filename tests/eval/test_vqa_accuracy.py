@@ -1,5 +1,6 @@
-"""Tests for llava.eval.vqa_accuracy: every normalisation rule, leave-one-out scoring, ties,
-stemming and the shared aggregation."""
+"""Tests for llava.eval.vqa_accuracy (the front of llava.metrics.vqa) under the default
+normalisation (lmms-eval's): its rules, leave-one-out scoring, ties, stemming and the shared
+aggregation. Each reference's rules are pinned in tests/metrics/test_normalization.py."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from llava.eval.vqa_accuracy import (
         ("[one]", "1"),
         ("hot - dog", "hot dog"),
         ("left, right", "left right"),
-        ("red,blue", "red blue"),
+        ("red,blue", "redblue"),  # lmms-eval deletes every comma before anything else
         ("1,000", "1000"),  # a thousands separator goes
         ("@home", "home"),
         ("a+b", "b"),  # the "a" left alone is an article
@@ -47,7 +48,7 @@ from llava.eval.vqa_accuracy import (
         # characters not on the list stay
         ("50%", "50%"),
         ("at&t", "at&t"),
-        ("mcdonald's", "mcdonald's"),
+        ("mcdonald's", "mcdonald 's"),  # ... and splits "'s" off
         ("10:30", "10:30"),
         # periods: kept only as a decimal point
         ("3.5", "3.5"),
@@ -55,7 +56,7 @@ from llava.eval.vqa_accuracy import (
         ("u.s.a.", "usa"),
         ("end.", "end"),
         ("dr. pepper", "dr pepper"),
-        ("v.2", "v2"),
+        ("v.2", "v.2"),  # a period before a digit stays, whatever precedes it
         ("st. louis", "st louis"),
         # 3. number words -> digits
         ("two", "2"),
@@ -268,5 +269,7 @@ def test_score_predictions_stem_and_empty():
         "exact_match": 0.0,
         "count": 0,
         "per_category": {},
+        "per_question": {},
+        "normalization": "lmms-eval",
         "stem": False,
     }

@@ -78,7 +78,8 @@ def evaluator_for(model, tokenizer, validation_dir, colour_vqa_dir, tmp_path, **
         ),
         training_args=SimpleNamespace(
             eval_generate=None, eval_max_samples=None, eval_max_new_tokens=4, eval_log_examples=4, eval_stem=False,
-            per_device_eval_batch_size=4, model_max_length=512, seed=0, data_seed=None,
+            eval_normalization="lmms-eval", eval_multiple_choice=None, per_device_eval_batch_size=4,
+            model_max_length=512, seed=0, data_seed=None,
             metric_for_best_model=None, output_dir=str(tmp_path / "run"),
         ),
     )
@@ -97,7 +98,7 @@ def flag_values(**overrides):
     training = SimpleNamespace(
         eval_strategy="no", eval_on_start=False, eval_generate=None, metric_for_best_model=None,
         greater_is_better=None, load_best_model_at_end=False, save_strategy="steps", eval_max_samples=None,
-        eval_max_new_tokens=16, eval_log_examples=32, per_device_eval_batch_size=8,
+        eval_max_new_tokens=16, eval_log_examples=32, per_device_eval_batch_size=8, eval_normalization="lmms-eval",
     )
     for key, value in overrides.items():
         setattr(data if hasattr(data, key) else training, key, value)
@@ -129,6 +130,7 @@ def test_good_evaluation_flags_have_no_problems(validation_dir):
     (dict(eval_max_samples=0), "--eval_max_samples 0"),
     (dict(eval_max_new_tokens=0), "--eval_max_new_tokens 0"),
     (dict(eval_log_examples=-1), "--eval_log_examples -1"),
+    (dict(eval_normalization="vqa"), "--eval_normalization vqa: use one of lmms-eval, official"),
 ])
 def test_each_bad_combination_is_reported_with_its_fix(validation_dir, overrides, message):
     if overrides.get("validation_data_path") == "VALID":
@@ -139,6 +141,7 @@ def test_each_bad_combination_is_reported_with_its_fix(validation_dir, overrides
 
 def test_metric_names_that_need_generation():
     assert needs_generation("vqa_accuracy") and needs_generation("eval_exact_match")
+    assert needs_generation("choice_accuracy")
     assert needs_generation("eval_vqa_accuracy/one")
     assert not needs_generation("loss") and not needs_generation("eval_loss") and not needs_generation(None)
 
@@ -551,3 +554,85 @@ def _wandb_installed() -> bool:
     except ImportError:
         return False
     return True
+
+
+# ------------------------------------------------------------- normalisation and multiple choice
+
+CHOICES = ["red", "green", "blue", "yellow"]
+
+
+@pytest.fixture()
+def choice_validation(validation_dir, tmp_path) -> Path:
+    """The colour set with A-OKVQA-style options on its image records (answer = the right option)."""
+    entries = json.loads((validation_dir / "val.json").read_text())
+    for index, entry in enumerate(entries):
+        if "image" in entry:
+            entry["choices"] = CHOICES
+            entry["correct_choice_idx"] = index % 4
+            entry["question_type"] = ""
+    path = tmp_path / "val_choices.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_choice_prompt_is_upstreams_lettered_prompt_in_the_template(choice_validation, make_data_args):
+    from llava.metrics.choices import MULTIPLE_CHOICE_SUFFIX
+
+    items = generation_items(json.loads(choice_validation.read_text()), template_for_version("v1"), make_data_args())
+    first = items[0]
+    assert first.choices == tuple(CHOICES) and first.correct_choice_idx == 0 and first.question_type is None
+    human = "<image>\nWhat colour is the shape?\nA. red\nB. green\nC. blue\nD. yellow\n" + MULTIPLE_CHOICE_SUFFIX
+    assert first.choice_prompt == generation_prompt(human, template_for_version("v1"), True, make_data_args())
+    assert items[-1].choice_prompt is None  # the text-only record has no options
+
+    entries = json.loads(choice_validation.read_text())
+    entries[0]["correct_choice_idx"] = 9
+    entries[1]["choices"] = "red"
+    with pytest.raises(ValueError, match="unusable 'choices'/'correct_choice_idx'.*question ids 1000, 1001"):
+        generation_items(entries, template_for_version("v1"), make_data_args())
+
+
+def test_multiple_choice_and_official_normalisation_between_epochs(tiny_llava, tokenizer, validation_dir,
+                                                                   colour_vqa_dir, choice_validation, tmp_path):
+    from llava.metrics.choices import score_choices
+    from llava.metrics.vqa import vqa_accuracy
+
+    evaluator = evaluator_for(tiny_llava, tokenizer, validation_dir, colour_vqa_dir, tmp_path,
+                              validation_data_path=str(choice_validation), eval_max_samples=6,
+                              eval_normalization="official")
+    with_options = sum(item.image is not None for item in evaluator.items)
+    assert with_options >= 4 and len(evaluator.choice_items) == with_options  # the subset's image questions
+    metrics = evaluator.evaluate(tiny_llava, epoch=1.0, global_step=3)
+    records = evaluator.last_records
+    choice_records = [r for r in records if "choice" in r]
+    assert len(choice_records) == with_options
+    assert metrics["choice_accuracy"] == score_choices(choice_records)["choice_accuracy"]
+    assert metrics["choice_unparsed"] == sum(r["choice"] is None for r in choice_records)
+    for record in records:
+        assert record["vqa_accuracy"] == vqa_accuracy(record["prediction"], record["answers"],
+                                                      normalization="official")
+    (entry,) = read_history(tmp_path / "run" / EVAL_FOLDER)
+    assert entry["normalization"] == "official" and entry["choice_accuracy"] == metrics["choice_accuracy"]
+
+    off = evaluator_for(tiny_llava, tokenizer, validation_dir, colour_vqa_dir, tmp_path,
+                        validation_data_path=str(choice_validation), eval_multiple_choice=False)
+    assert off.choice_items == []
+    with pytest.raises(ValueError, match="no generated question .* carries 'choices'"):
+        evaluator_for(tiny_llava, tokenizer, validation_dir, colour_vqa_dir, tmp_path, eval_multiple_choice=True)
+    with pytest.raises(ValueError, match="--metric_for_best_model choice_accuracy needs multiple-choice questions"):
+        evaluator_for(tiny_llava, tokenizer, validation_dir, colour_vqa_dir, tmp_path,
+                      metric_for_best_model="choice_accuracy")
+
+
+def test_eval_normalization_flag_parses_and_is_checked():
+    from transformers import HfArgumentParser
+
+    from llava.train.arguments import TrainingArguments
+
+    parser = HfArgumentParser(TrainingArguments)
+    (parsed,) = parser.parse_args_into_dataclasses(["--output_dir", "x", "--eval_normalization", "official"])
+    assert parsed.eval_normalization == "official" and parsed.eval_multiple_choice is None
+    (default,) = parser.parse_args_into_dataclasses(["--output_dir", "x"])
+    assert default.eval_normalization == "lmms-eval"
+    with pytest.raises(SystemExit):
+        parser.parse_args_into_dataclasses(["--output_dir", "x", "--eval_normalization", "vqa"])
