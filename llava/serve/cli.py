@@ -22,6 +22,13 @@ from typing import TextIO
 from llava.eval.generation import GenerationSettings
 
 
+def load_image(image_file: str):
+    """Upstream's name: the picture at ``image_file`` in RGB (``llava.serve.chat.open_image``)."""
+    from llava.serve.chat import open_image
+
+    return open_image(image_file)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m llava.serve.cli", description="Chat with a LLaVA checkpoint about one picture."
@@ -33,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--conv-mode", type=str, default=None,
                         help="conversation template (default: inferred from the model's name, as upstream)")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy answers")
+    # Deviation from upstream: --top-p added (upstream's cli samples with temperature alone).
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (with temperature > 0)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--load-8bit", action="store_true")
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         resolve_conv_mode,
     )
 
+    # Deviation from upstream: an unreadable picture exits 2 with a message (upstream: a stack
+    # trace), and http(s) URLs are not fetched (no network at run time; download the picture).
     try:
         image = open_image(args.image_file)
     except ChatInputError as error:

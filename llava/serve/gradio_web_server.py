@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="conversation template (default: inferred from the model's name, as upstream)")
     parser.add_argument("--image-folder", type=str, default=None,
                         help="for the evaluation tab: folder the run's validation image paths are relative to")
+    # Deviation from upstream: 127.0.0.1 by default (upstream 0.0.0.0): the page has no password.
     parser.add_argument("--host", type=str, default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     return parser

@@ -89,12 +89,27 @@ def served(module: str, arguments: list[str], log_path: Path, timeout: float = 1
 
 @contextmanager
 def chromium_page(width: int = 1400, height: int = 1000):
-    """A Playwright page in headless Chromium with the network-quiet flags."""
+    """A Playwright page in headless Chromium with the network-quiet flags.
+
+    On leaving, asserts the page asked for nothing beyond 127.0.0.1 (no fonts,
+    CDN scripts or analytics): the pages must work offline.
+    """
     from playwright.sync_api import sync_playwright
 
+    elsewhere: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         try:
-            yield browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.on("request", lambda request: None if _local(request.url) else elsewhere.append(request.url))
+            yield page
         finally:
             browser.close()
+    assert not elsewhere, f"the page fetched from the network: {elsewhere[:5]}"
+
+
+def _local(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return parsed.scheme in ("data", "blob", "about") or parsed.hostname in ("127.0.0.1", "localhost")

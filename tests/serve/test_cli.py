@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llava.serve.cli import build_parser, chat_loop
+from llava.serve.cli import build_parser, chat_loop, load_image
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -23,6 +23,11 @@ def picture(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "red.png"
     draw("red", "circle").save(path)
     return path
+
+
+def test_upstream_load_image_gives_rgb(picture):
+    image = load_image(str(picture))
+    assert image.mode == "RGB" and image.size == (40, 32)
 
 
 def test_upstream_flags_and_defaults():
@@ -88,3 +93,17 @@ def test_chat_loop_streams_deltas_reports_input_errors_and_stops_on_an_empty_lin
         "Human: Assistant: \n[The prompt is too long]\n"
         "Human: exit...\n"
     )
+
+
+@pytest.mark.slow
+def test_a_lora_run_chats_with_its_base(tmp_path_factory, tiny_llava_dir, colour_vqa_dir, picture):
+    from lora_fixture import train_tiny_lora
+
+    run = train_tiny_lora(tmp_path_factory.mktemp("cli-lora"), tiny_llava_dir, colour_vqa_dir)
+    command = [sys.executable, "-m", "llava.serve.cli", "--model-path", str(run), "--model-base",
+               str(tiny_llava_dir), "--image-file", str(picture), "--device", "cpu", "--temperature", "0",
+               "--max-new-tokens", "4", "--conv-mode", "vicuna_v1"]
+    result = subprocess.run(command, input="What colour is the shape?\n", env=ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ASSISTANT: " in result.stdout and result.stdout.rstrip().endswith("exit...")
