@@ -89,6 +89,7 @@ class RunEvaluations:
 
             try:
                 with Image.open(self.image_path(relative)) as picture:
+                    picture.draft("RGB", (2 * THUMBNAIL_PIXELS, 2 * THUMBNAIL_PIXELS))  # JPEG: decode at 1/2..1/8 scale
                     small = picture.convert("RGB")
                     small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
                 buffer = io.BytesIO()
