@@ -202,6 +202,23 @@ class Conversation:
         """Add a ``[role, message]`` pair (``message=None`` opens a turn for generation)."""
         self.messages.append([role, message])
 
+    def get_images(self, return_pil: bool = False) -> list:
+        """The images of the user turns (the demo's ``(text, image, mode)`` messages), as upstream's demo.
+
+        Each image is prepared by its mode (``Pad``: to a square on upstream's
+        grey (122, 116, 104); ``Resize``: to 336x336; ``Crop``/``Default``: as
+        is), then scaled so its short side is at most 400 and its long side at
+        most 800 pixels. Returns PIL images, or base64-encoded PNGs (the default).
+        """
+        images = []
+        for index, (_, message) in enumerate(self.messages[self.offset :]):
+            if index % 2 or not isinstance(message, tuple):
+                continue
+            _, image, mode = message
+            image = _prepare_demo_image(image, mode)
+            images.append(image if return_pil else _png_base64(image))
+        return images
+
     def copy(self) -> Conversation:
         """A copy with its own message list (templates are shared; always copy before use)."""
         return Conversation(
@@ -225,6 +242,37 @@ class Conversation:
             "sep": self.sep,
             "sep2": self.sep2,
         }
+
+
+# Upstream's demo: pad colour, and the size images are shown at.
+DEMO_PAD_COLOUR = (122, 116, 104)
+DEMO_MAX_LONG_SIDE, DEMO_MAX_SHORT_SIDE = 800, 400
+
+
+def _prepare_demo_image(image, mode: str):
+    from llava.mm_utils import expand2square
+
+    if mode == "Pad":
+        image = expand2square(image, DEMO_PAD_COLOUR)
+    elif mode == "Resize":
+        image = image.resize((336, 336))
+    elif mode not in ("Crop", "Default"):
+        raise ValueError(f"Invalid image_process_mode: {mode!r} (Pad, Resize, Crop or Default)")
+    long_side, short_side = max(image.size), min(image.size)
+    ratio = long_side / short_side
+    new_short = int(min(DEMO_MAX_LONG_SIDE / ratio, DEMO_MAX_SHORT_SIDE, short_side))
+    new_long = int(new_short * ratio)
+    width, height = image.size
+    return image.resize((new_short, new_long) if height > width else (new_long, new_short))
+
+
+def _png_base64(image) -> str:
+    import base64
+    from io import BytesIO
+
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 # --------------------------------------------------------------------- templates

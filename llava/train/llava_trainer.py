@@ -78,6 +78,24 @@ def modality_length_grouped_indices(lengths, batch_size: int, world_size: int, g
     return [i for block in shuffled for i in block]
 
 
+# Upstream's names for the three functions above (same parameters and results).
+
+
+def split_to_even_chunks(indices: list[int], lengths: list[int], num_chunks: int) -> list[list[int]]:
+    """Upstream's name for ``_split_even``."""
+    return _split_even(indices, lengths, num_chunks)
+
+
+def get_length_grouped_indices(lengths, batch_size: int, world_size: int, generator=None, merge: bool = True) -> list[int]:
+    """Upstream's name for ``length_grouped_indices`` (``merge`` is accepted; upstream always flattens)."""
+    return length_grouped_indices(lengths, batch_size, world_size, generator)
+
+
+def get_modality_length_grouped_indices(lengths, batch_size: int, world_size: int, generator=None) -> list[int]:
+    """Upstream's name for ``modality_length_grouped_indices``."""
+    return modality_length_grouped_indices(lengths, batch_size, world_size, generator)
+
+
 class LengthGroupedSampler(Sampler):
     """Samples indices grouped by length (and, optionally, by modality).
 
