@@ -84,7 +84,7 @@ def portable_adapter_config(config: dict[str, Any], where: str = ADAPTER_CONFIG_
             f"{where}: these LoRA settings cannot be saved in a form upstream LLaVA's peft 0.10.0 loads: "
             + "; ".join(problems)
         )
-    return {key: value for key, value in config.items() if key in PEFT_0_10_LORA_FIELDS}
+    return {key: _json_value(value) for key, value in config.items() if key in PEFT_0_10_LORA_FIELDS}
 
 
 def check_lora_config(lora_config) -> None:
