@@ -170,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 def complete_args(args, parser: argparse.ArgumentParser) -> argparse.Namespace:
     """``args`` (a Namespace, or upstream's ``type('Args', (), {...})()`` object) with every flag
     ``parser`` knows that ``args`` lacks set to its default, so upstream's callers of ``eval_model`` work."""
-    complete = parser.parse_args([])
-    for name in vars(complete):
+    destinations = [action.dest for action in parser._actions if action.dest != argparse.SUPPRESS and action.dest != "help"]
+    complete = argparse.Namespace(**{name: parser.get_default(name) for name in destinations})
+    for name in destinations:
         if hasattr(args, name):
             setattr(complete, name, getattr(args, name))
     return complete

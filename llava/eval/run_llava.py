@@ -118,6 +118,9 @@ def eval_model(args) -> str:
     from llava.utils import disable_torch_init
 
     args = complete_args(args, build_parser())
+    missing = [name for name in ("image_file", "query") if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"eval_model needs {', '.join(missing)} (--image-file, --query)")
     disable_torch_init()
     model_path = os.path.expanduser(args.model_path)
     model_name = get_model_name_from_path(model_path)

@@ -115,3 +115,12 @@ def test_an_unknown_id_offline_is_a_clear_error(hub_cache):
     result = _run(cache, code)
     assert result.returncode != 0
     assert "FileNotFoundError: nobody/llava-missing-lora is not a local folder" in result.stderr
+
+
+def test_export_hf_takes_hub_ids(hub_cache, tmp_path):
+    cache, _, _ = hub_cache
+    out = tmp_path / "hf"
+    code = "from llava.export_hf import main; import sys; main(sys.argv[1:])"
+    result = _run(cache, code, "--model-path", LORA_ID, "--model-base", BASE_ID, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads((out / "config.json").read_text())["model_type"] == "llava"
