@@ -202,21 +202,26 @@ class Conversation:
         """Add a ``[role, message]`` pair (``message=None`` opens a turn for generation)."""
         self.messages.append([role, message])
 
-    def get_images(self, return_pil: bool = False) -> list:
-        """The images of the user turns (the demo's ``(text, image, mode)`` messages), as upstream's demo.
+    def process_image(self, image, image_process_mode: str, return_pil: bool = False, image_format: str = "PNG",
+                      max_len: int = 1344, min_len: int = 672):
+        """One demo image prepared as upstream's web demo shows and sends it.
 
-        Each image is prepared by its mode (``Pad``: to a square on upstream's
-        grey (122, 116, 104); ``Resize``: to 336x336; ``Crop``/``Default``: as
-        is), then scaled so its short side is at most 400 and its long side at
-        most 800 pixels. Returns PIL images, or base64-encoded PNGs (the default).
+        ``image_process_mode``: ``Pad`` (to a square on upstream's grey
+        (122, 116, 104)), ``Resize`` (to 336x336), ``Crop``/``Default`` (as is).
+        An image whose long side exceeds ``max_len`` is scaled down so its short
+        side is at most ``min_len`` and its long side at most ``max_len``.
+        Returns the PIL image, or the image file (``image_format``) in base64.
         """
+        image = _prepare_demo_image(image, image_process_mode, max_len, min_len)
+        return image if return_pil else _image_base64(image, image_format)
+
+    def get_images(self, return_pil: bool = False) -> list:
+        """The images of the user turns (the demo's ``(text, image, mode)`` messages), each via :meth:`process_image`."""
         images = []
         for index, (_, message) in enumerate(self.messages[self.offset :]):
-            if index % 2 or not isinstance(message, tuple):
-                continue
-            _, image, mode = message
-            image = _prepare_demo_image(image, mode)
-            images.append(image if return_pil else _png_base64(image))
+            if index % 2 == 0 and isinstance(message, tuple):
+                _, image, mode = message
+                images.append(self.process_image(image, mode, return_pil=return_pil))
         return images
 
     def copy(self) -> Conversation:
@@ -244,12 +249,11 @@ class Conversation:
         }
 
 
-# Upstream's demo: pad colour, and the size images are shown at.
+# Upstream's demo pads images with this colour.
 DEMO_PAD_COLOUR = (122, 116, 104)
-DEMO_MAX_LONG_SIDE, DEMO_MAX_SHORT_SIDE = 800, 400
 
 
-def _prepare_demo_image(image, mode: str):
+def _prepare_demo_image(image, mode: str, max_len: int, min_len: int):
     from llava.mm_utils import expand2square
 
     if mode == "Pad":
@@ -259,19 +263,21 @@ def _prepare_demo_image(image, mode: str):
     elif mode not in ("Crop", "Default"):
         raise ValueError(f"Invalid image_process_mode: {mode!r} (Pad, Resize, Crop or Default)")
     long_side, short_side = max(image.size), min(image.size)
+    if long_side <= max_len:
+        return image
     ratio = long_side / short_side
-    new_short = int(min(DEMO_MAX_LONG_SIDE / ratio, DEMO_MAX_SHORT_SIDE, short_side))
+    new_short = int(min(max_len / ratio, min_len, short_side))
     new_long = int(new_short * ratio)
     width, height = image.size
     return image.resize((new_short, new_long) if height > width else (new_long, new_short))
 
 
-def _png_base64(image) -> str:
+def _image_base64(image, image_format: str) -> str:
     import base64
     from io import BytesIO
 
     buffer = BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format=image_format)
     return base64.b64encode(buffer.getvalue()).decode()
 
 

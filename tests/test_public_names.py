@@ -1,4 +1,4 @@
-"""Upstream's public names (UPSTREAM_FACTS section 1) resolve, with their values and signatures."""
+"""Upstream's public names (docs/UPSTREAM.md, function map) resolve, with their values and signatures."""
 
 from __future__ import annotations
 
@@ -81,8 +81,14 @@ UPSTREAM_SIGNATURES = [
     ("llava.train.llava_trainer", "get_modality_length_grouped_indices",
      ["lengths", "batch_size", "world_size", "generator"]),
     ("llava.train.llava_trainer", "split_to_even_chunks", ["indices", "lengths", "num_chunks"]),
+    ("llava.train.llava_trainer", "maybe_zero_3", ["param", "ignore_status", "name"]),
+    ("llava.train.llava_trainer", "get_mm_adapter_state_maybe_zero_3", ["named_params", "keys_to_match"]),
+    ("llava.model.llava_arch", "LlavaMetaForCausalLM.prepare_inputs_labels_for_multimodal",
+     ["self", "input_ids", "position_ids", "attention_mask", "past_key_values", "labels", "images", "image_sizes"]),
     ("llava.utils", "disable_torch_init", []),
     ("llava.conversation", "Conversation.get_images", ["self", "return_pil"]),
+    ("llava.conversation", "Conversation.process_image",
+     ["self", "image", "image_process_mode", "return_pil", "image_format", "max_len", "min_len"]),
     ("llava.model.builder", "load_pretrained_model",
      ["model_path", "model_base", "model_name", "load_8bit", "load_4bit", "device_map", "device", "use_flash_attn",
       "kwargs"]),

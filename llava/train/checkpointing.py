@@ -1,4 +1,4 @@
-"""Saving what a run trained, in upstream's layout (UPSTREAM_FACTS section 8).
+"""Saving what a run trained, in upstream's layout (docs/UPSTREAM.md, checkpoints).
 
 - LoRA run: ``config.json``, ``adapter_config.json``, ``adapter_model.safetensors``
   (only ``lora_`` tensors) and ``non_lora_trainables.bin`` (every other trainable

@@ -21,6 +21,7 @@ from transformers import Trainer
 from transformers.trainer import rotate_checkpoints
 
 from llava.train import checkpointing
+from llava.train.fronts import get_mm_adapter_state_maybe_zero_3, maybe_zero_3  # noqa: F401 (upstream's names here too)
 
 logger = logging.getLogger("llava")
 

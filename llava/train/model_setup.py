@@ -3,8 +3,8 @@
 The steps, each a function: load the language model (optionally quantized by
 bitsandbytes), prepare it for k-bit training, attach and load the CLIP tower
 and projector, attach LoRA adapters, then set which parameters train and in
-which dtype. The result matches upstream's ``train()`` (UPSTREAM_FACTS
-section 7): LoRA on every language-model Linear except ``lm_head``, the
+which dtype. The result matches upstream's ``train()`` (docs/UPSTREAM.md):
+LoRA on every language-model Linear except ``lm_head``, the
 projector trainable (with its own learning rate if asked), CLIP frozen.
 """
 
