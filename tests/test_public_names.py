@@ -65,6 +65,7 @@ UPSTREAM_SIGNATURES = [
     ("llava.train.train", "preprocess_v1", ["sources", "tokenizer", "has_image"]),
     ("llava.train.train", "preprocess_plain", ["sources", "tokenizer"]),
     ("llava.train.train", "preprocess_llama_2", ["sources", "tokenizer", "has_image"]),
+    ("llava.train.train", "preprocess_mpt", ["sources", "tokenizer", "has_image"]),
     ("llava.train.train", "preprocess_multimodal", ["sources", "data_args"]),
     ("llava.train.train", "maybe_zero_3", ["param", "ignore_status", "name"]),
     ("llava.train.train", "get_peft_state_maybe_zero_3", ["named_params", "bias"]),

@@ -47,8 +47,8 @@ class LlavaMetaModel:
         """Upstream's call: ``model.get_model().initialize_vision_modules(model_args=..., fsdp=...)``.
 
         Reads upstream's ``ModelArguments`` fields and calls :meth:`attach_vision_modules`.
-        ``fsdp`` is accepted for upstream's callers; the tower is a frozen
-        submodule either way (upstream hid it from FSDP in a list).
+        Deviation from upstream: ``fsdp`` is accepted but changes nothing; the
+        tower is a frozen submodule either way (upstream hid it from FSDP in a list).
         """
         self.attach_vision_modules(
             vision_tower=model_args.vision_tower,
@@ -248,6 +248,8 @@ class LlavaMetaForCausalLM:
         and, for stage-1 pretraining (``tune_mm_mlp_adapter``), sets which
         embeddings train as upstream: the input embeddings when
         ``<im_start>``/``<im_end>`` were added, neither for ``<im_patch>`` alone.
+        Deviation from upstream: the new rows are not copied from a
+        ``pretrain_mm_mlp_adapter`` file (ours hold only the projector).
         """
         self.add_image_tokens(model_args.mm_use_im_patch_token, model_args.mm_use_im_start_end, tokenizer)
         if model_args.tune_mm_mlp_adapter and (model_args.mm_use_im_start_end or model_args.mm_use_im_patch_token):

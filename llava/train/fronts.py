@@ -95,6 +95,12 @@ def preprocess_llama_2(sources, tokenizer, has_image: bool = False) -> dict[str,
     return preprocess(sources, tokenizer, has_image, conversation_template=template)
 
 
+def preprocess_mpt(sources, tokenizer, has_image: bool = False) -> dict[str, list[torch.Tensor]]:
+    """Ids and labels in the MPT-style template (``mpt`` unless ``default_conversation`` is MPT-style)."""
+    template = _template_of_style(SeparatorStyle.MPT, "mpt")
+    return preprocess(sources, tokenizer, has_image, conversation_template=template)
+
+
 def preprocess_plain(sources, tokenizer) -> dict[str, list[torch.Tensor]]:
     """Pretraining samples: ``<image>`` + caption + ``\\n``, only the caption and separator learned."""
     return preprocess(sources, tokenizer, has_image=True, conversation_template=conv_templates["plain"])

@@ -16,6 +16,7 @@ from llava.train.train import (
     get_peft_state_non_lora_maybe_zero_3,
     maybe_zero_3,
     preprocess_llama_2,
+    preprocess_mpt,
     preprocess_plain,
     preprocess_v1,
     rank0_print,
@@ -44,6 +45,8 @@ def test_preprocess_v1_and_llama_2_labels_equal_ours(tiny_tokenizer, has_image):
     _same(preprocess_llama_2([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
           preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, has_image,
                      conversation_template=conv_templates["llava_llama_2"]))
+    _same(preprocess_mpt([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
+          preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, has_image, conversation_template=conv_templates["mpt"]))
 
 
 def test_preprocess_v1_follows_default_conversation_like_upstream_train(tiny_tokenizer, monkeypatch):
