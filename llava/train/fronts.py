@@ -15,10 +15,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from llava import conversation as conversation_lib
 from llava.conversation import Conversation, SeparatorStyle, conv_templates
 from llava.train.checkpointing import gathered_copy, lora_state
-from llava.train.data import preprocess
+from llava.train.data import preprocess, resolve_template
 
 
 def rank0_print(*args) -> None:
@@ -79,7 +78,7 @@ def smart_tokenizer_and_embedding_resize(special_tokens_dict: dict, tokenizer, m
 
 def _template_of_style(style: SeparatorStyle, fallback: str) -> Conversation:
     """The module's ``default_conversation`` when it has ``style`` (upstream's train() sets it), else ``fallback``."""
-    default = conversation_lib.default_conversation
+    default = resolve_template(None)  # llava.conversation.default_conversation, read now
     return default if default.sep_style == style else conv_templates[fallback]
 
 

@@ -98,6 +98,7 @@ def test_hub_ids_load_like_local_paths(hub_cache, tiny_llava_dir):
     assert abs(losses["projector_hub"] - losses["full_hub"]) > 1e-4
 
 
+@pytest.mark.slow
 def test_merge_script_takes_hub_ids(hub_cache, tmp_path):
     cache, _, _ = hub_cache
     out = tmp_path / "merged"
@@ -117,6 +118,7 @@ def test_an_unknown_id_offline_is_a_clear_error(hub_cache):
     assert "FileNotFoundError: nobody/llava-missing-lora is not a local folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_export_hf_takes_hub_ids(hub_cache, tmp_path):
     cache, _, _ = hub_cache
     out = tmp_path / "hf"

@@ -50,8 +50,9 @@ def test_preprocess_v1_and_llama_2_labels_equal_ours(tiny_tokenizer, has_image):
 
 
 def test_preprocess_v1_follows_default_conversation_like_upstream_train(tiny_tokenizer, monkeypatch):
-    from llava import conversation
+    import importlib
 
+    conversation = importlib.import_module("llava.conversation")  # sys.modules' module, which upstream's train() sets
     monkeypatch.setattr(conversation, "default_conversation", conv_templates["llava_v1"])
     _same(preprocess_v1([copy.deepcopy(TURNS)], tiny_tokenizer, True),
           preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, True, conversation_template=conv_templates["llava_v1"]))
