@@ -202,6 +202,28 @@ class Conversation:
         """Add a ``[role, message]`` pair (``message=None`` opens a turn for generation)."""
         self.messages.append([role, message])
 
+    def process_image(self, image, image_process_mode: str, return_pil: bool = False, image_format: str = "PNG",
+                      max_len: int = 1344, min_len: int = 672):
+        """One demo image prepared as upstream's web demo shows and sends it.
+
+        ``image_process_mode``: ``Pad`` (to a square on upstream's grey
+        (122, 116, 104)), ``Resize`` (to 336x336), ``Crop``/``Default`` (as is).
+        An image whose long side exceeds ``max_len`` is scaled down so its short
+        side is at most ``min_len`` and its long side at most ``max_len``.
+        Returns the PIL image, or the image file (``image_format``) in base64.
+        """
+        image = _prepare_demo_image(image, image_process_mode, max_len, min_len)
+        return image if return_pil else _image_base64(image, image_format)
+
+    def get_images(self, return_pil: bool = False) -> list:
+        """The images of the user turns (the demo's ``(text, image, mode)`` messages), each via :meth:`process_image`."""
+        images = []
+        for index, (_, message) in enumerate(self.messages[self.offset :]):
+            if index % 2 == 0 and isinstance(message, tuple):
+                _, image, mode = message
+                images.append(self.process_image(image, mode, return_pil=return_pil))
+        return images
+
     def copy(self) -> Conversation:
         """A copy with its own message list (templates are shared; always copy before use)."""
         return Conversation(
@@ -225,6 +247,38 @@ class Conversation:
             "sep": self.sep,
             "sep2": self.sep2,
         }
+
+
+# Upstream's demo pads images with this colour.
+DEMO_PAD_COLOUR = (122, 116, 104)
+
+
+def _prepare_demo_image(image, mode: str, max_len: int, min_len: int):
+    from llava.mm_utils import expand2square
+
+    if mode == "Pad":
+        image = expand2square(image, DEMO_PAD_COLOUR)
+    elif mode == "Resize":
+        image = image.resize((336, 336))
+    elif mode not in ("Crop", "Default"):
+        raise ValueError(f"Invalid image_process_mode: {mode!r} (Pad, Resize, Crop or Default)")
+    long_side, short_side = max(image.size), min(image.size)
+    if long_side <= max_len:
+        return image
+    ratio = long_side / short_side
+    new_short = int(min(max_len / ratio, min_len, short_side))
+    new_long = int(new_short * ratio)
+    width, height = image.size
+    return image.resize((new_short, new_long) if height > width else (new_long, new_short))
+
+
+def _image_base64(image, image_format: str) -> str:
+    import base64
+    from io import BytesIO
+
+    buffer = BytesIO()
+    image.save(buffer, format=image_format)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 # --------------------------------------------------------------------- templates

@@ -132,7 +132,9 @@ def _readable_by_all(folder: Path) -> None:
 
 
 def _saved_config(model_path: str | os.PathLike) -> dict:
-    path = Path(model_path) / "config.json"
+    from llava.model.hub import local_folder
+
+    path = local_folder(model_path) / "config.json"  # a folder or a Hub id
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: --model-path must be a LLaVA checkpoint or a LoRA run folder")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file writes.
+"""Small shared helpers: atomic file writes, and upstream's ``disable_torch_init``.
 
 Every output of this project (data files, predictions, checkpoint files) is
 written under a temporary name in the target's folder and renamed into place, so
@@ -37,3 +37,13 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as temporary:
         temporary.write_bytes(payload)
+
+
+def disable_torch_init() -> None:
+    """Upstream's front, kept so its scripts run; does nothing here.
+
+    Deviation from upstream: upstream replaced ``reset_parameters`` of
+    ``torch.nn.Linear`` and ``LayerNorm`` for the whole process to speed up
+    model creation; transformers 5 already skips initialising weights that
+    ``from_pretrained`` loads, so no global is patched.
+    """

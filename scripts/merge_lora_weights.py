@@ -68,8 +68,10 @@ def merge_lora(
     """Merge the run at ``model_path`` into ``model_base`` and save a full checkpoint at ``save_model_path``."""
     from llava.mm_utils import get_model_name_from_path
     from llava.model.builder import load_pretrained_model
+    from llava.model.hub import local_folder
+    from llava.model.tokenizer_files import save_tokenizer
 
-    run = Path(model_path)
+    run = local_folder(model_path)  # a folder or a Hub id
     out_dtype = resolve_dtype(dtype, _run_config(run))
     out = Path(save_model_path).resolve()
     if out.exists() and not overwrite:  # fail before the (slow) load
@@ -84,7 +86,8 @@ def merge_lora(
     state = {key: value for key, value in model.state_dict().items() if not key.startswith(TOWER_PREFIX)}
     with atomic_output_dir(out, overwrite=overwrite) as staging:
         model.save_pretrained(str(staging), state_dict=state)
-        tokenizer.save_pretrained(str(staging))
+        # tokenizer.model, special_tokens_map.json, tokenizer_config.json: upstream's slow tokenizer loads it
+        save_tokenizer(tokenizer, staging, sources=(model_base, str(run)))
     logger.info("Merged %s into %s (%s, %d tensors) at %s", run, model_base, out_dtype, len(state), out)
     return out
 

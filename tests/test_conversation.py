@@ -248,3 +248,34 @@ def test_copy_is_independent_and_templates_stay_empty():
     again.append_message("ASSISTANT", "Yo")
     assert len(conv.messages) == 1
     assert again.dict()["messages"] == [["USER", "Hi"], ["ASSISTANT", "Yo"]]
+
+
+def test_get_images_prepares_demo_images_as_upstream():
+    import base64
+    from io import BytesIO
+
+    from PIL import Image
+
+    conv = conv_templates["vicuna_v1"].copy()
+    wide = Image.new("RGB", (2000, 1000), (255, 0, 0))
+    conv.append_message(conv.roles[0], ("<image>\nWhat?", wide, "Default"))
+    conv.append_message(conv.roles[1], "red")
+    conv.append_message(conv.roles[0], ("And?", Image.new("RGB", (100, 50)), "Pad"))
+    conv.append_message(conv.roles[1], None)
+    conv.append_message(conv.roles[0], ("Small", Image.new("RGB", (40, 30)), "Resize"))
+    pil = conv.get_images(return_pil=True)
+    assert [image.size for image in pil] == [(1344, 672), (100, 100), (336, 336)]  # only large ones shrink
+    assert pil[1].getpixel((50, 5)) == (122, 116, 104)  # upstream's pad colour
+    encoded = conv.get_images()
+    assert Image.open(BytesIO(base64.b64decode(encoded[0]))).size == (1344, 672)
+    jpeg = conv.process_image(Image.new("RGB", (40, 30)), "Default", image_format="JPEG")
+    assert Image.open(BytesIO(base64.b64decode(jpeg))).format == "JPEG"
+
+
+def test_get_images_rejects_an_unknown_mode():
+    from PIL import Image
+
+    conv = conv_templates["vicuna_v1"].copy()
+    conv.append_message(conv.roles[0], ("x", Image.new("RGB", (4, 4)), "Stretch"))
+    with pytest.raises(ValueError, match="Stretch"):
+        conv.get_images()

@@ -1,4 +1,4 @@
-"""Upstream's public names (UPSTREAM_FACTS section 1) resolve, with their values and signatures."""
+"""Upstream's public names (docs/UPSTREAM.md, function map) resolve, with their values and signatures."""
 
 from __future__ import annotations
 
@@ -52,6 +52,64 @@ def test_separator_styles_and_conversation_fields():
     assert {"system", "roles", "messages", "offset", "sep_style", "sep", "sep2", "version"} <= fields
     for method in ("get_prompt", "append_message", "copy"):
         assert callable(getattr(Conversation, method))
+
+
+# Upstream's public names that code built on LLaVA calls, with upstream's parameter names
+# (in order): (module, name, parameters). Every entry must resolve here.
+UPSTREAM_SIGNATURES = [
+    ("llava", "LlavaLlamaForCausalLM", None),
+    ("llava", "LlavaConfig", None),
+    ("llava.model.llava_arch", "LlavaMetaModel.initialize_vision_modules", ["self", "model_args", "fsdp"]),
+    ("llava.model.llava_arch", "LlavaMetaForCausalLM.initialize_vision_tokenizer", ["self", "model_args", "tokenizer"]),
+    ("llava.train.train", "preprocess", ["sources", "tokenizer", "has_image"]),
+    ("llava.train.train", "preprocess_v1", ["sources", "tokenizer", "has_image"]),
+    ("llava.train.train", "preprocess_plain", ["sources", "tokenizer"]),
+    ("llava.train.train", "preprocess_llama_2", ["sources", "tokenizer", "has_image"]),
+    ("llava.train.train", "preprocess_mpt", ["sources", "tokenizer", "has_image"]),
+    ("llava.train.train", "preprocess_multimodal", ["sources", "data_args"]),
+    ("llava.train.train", "maybe_zero_3", ["param", "ignore_status", "name"]),
+    ("llava.train.train", "get_peft_state_maybe_zero_3", ["named_params", "bias"]),
+    ("llava.train.train", "get_peft_state_non_lora_maybe_zero_3", ["named_params", "require_grad_only"]),
+    ("llava.train.train", "get_mm_adapter_state_maybe_zero_3", ["named_params", "keys_to_match"]),
+    ("llava.train.train", "smart_tokenizer_and_embedding_resize", ["special_tokens_dict", "tokenizer", "model"]),
+    ("llava.train.train", "rank0_print", ["args"]),
+    ("llava.train.train", "find_all_linear_names", ["model"]),
+    ("llava.train.train", "safe_save_model_for_hf_trainer", ["trainer", "output_dir"]),
+    ("llava.train.train", "make_supervised_data_module", ["tokenizer", "data_args"]),
+    ("llava.train.train", "train", ["attn_implementation"]),
+    ("llava.train.llava_trainer", "get_length_grouped_indices",
+     ["lengths", "batch_size", "world_size", "generator", "merge"]),
+    ("llava.train.llava_trainer", "get_modality_length_grouped_indices",
+     ["lengths", "batch_size", "world_size", "generator"]),
+    ("llava.train.llava_trainer", "split_to_even_chunks", ["indices", "lengths", "num_chunks"]),
+    ("llava.train.llava_trainer", "maybe_zero_3", ["param", "ignore_status", "name"]),
+    ("llava.train.llava_trainer", "get_mm_adapter_state_maybe_zero_3", ["named_params", "keys_to_match"]),
+    ("llava.model.llava_arch", "LlavaMetaForCausalLM.prepare_inputs_labels_for_multimodal",
+     ["self", "input_ids", "position_ids", "attention_mask", "past_key_values", "labels", "images", "image_sizes"]),
+    ("llava.utils", "disable_torch_init", []),
+    ("llava.conversation", "Conversation.get_images", ["self", "return_pil"]),
+    ("llava.conversation", "Conversation.process_image",
+     ["self", "image", "image_process_mode", "return_pil", "image_format", "max_len", "min_len"]),
+    ("llava.model.builder", "load_pretrained_model",
+     ["model_path", "model_base", "model_name", "load_8bit", "load_4bit", "device_map", "device", "use_flash_attn",
+      "kwargs"]),
+    ("llava.eval.run_llava", "eval_model", ["args"]),
+    ("llava.eval.model_vqa_loader", "eval_model", ["args"]),
+]
+
+
+@pytest.mark.parametrize("module, name, parameters", UPSTREAM_SIGNATURES,
+                         ids=[f"{module}.{name}" for module, name, _ in UPSTREAM_SIGNATURES])
+def test_upstream_names_keep_upstream_parameters(module, name, parameters):
+    target = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    if parameters is not None:
+        # Upstream's parameters first, in order; ours may only follow them, each with a default.
+        ours = list(inspect.signature(target).parameters.values())
+        assert [p.name for p in ours[: len(parameters)]] == parameters
+        extra = [p.name for p in ours[len(parameters):] if p.default is p.empty and p.kind not in (p.VAR_KEYWORD,)]
+        assert not extra, f"added parameters without defaults: {extra}"
 
 
 @pytest.mark.parametrize("function, parameters", [

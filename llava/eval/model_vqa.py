@@ -137,34 +137,55 @@ def eval_model(args: argparse.Namespace) -> Path:
     return answers_path
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m llava.eval.model_vqa",
-        description="Answer a JSONL question file with a LLaVA checkpoint (batched, resumable).",
-    )
+def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, batch_size: int = 1) -> None:
+    """Upstream's flags of ``model_vqa.py`` / ``model_vqa_loader.py`` and ours (``--batch-size``, ...)."""
     parser.add_argument("--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder or hub id")
     parser.add_argument("--model-base", type=str, default=None, help="base model for LoRA / projector-only runs")
     parser.add_argument("--image-folder", type=str, default="", help="folder the questions' image paths are relative to")
     parser.add_argument("--question-file", type=str, default="tables/question.jsonl")
-    parser.add_argument("--answers-file", type=str, default="answer.jsonl", help="JSONL output (appended; resumable)")
+    parser.add_argument("--answers-file", type=str, default="answer.jsonl", help="JSONL output")
     parser.add_argument("--conv-mode", type=str, default="llava_v1", help="conversation template (vicuna_v1 for LLaVA-1.5)")
     parser.add_argument("--num-chunks", type=int, default=1, help="split the questions into this many shards")
     parser.add_argument("--chunk-idx", type=int, default=0, help="which shard this process answers")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy decoding")
     parser.add_argument("--top_p", type=float, default=None)
     parser.add_argument("--num_beams", type=int, default=1)
-    parser.add_argument("--max-new-tokens", type=int, default=1024, help="upstream's fixed value; 16 is enough for VQA")
-    parser.add_argument("--batch-size", type=int, default=1, help="questions per generate() call")
+    parser.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int,
+                        default=max_new_tokens, help=f"longest answer in tokens (default {max_new_tokens}, upstream's)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="questions per generate() call")
     parser.add_argument("--device", type=str, default="cuda", help="cuda or cpu (cuda falls back to cpu without CUDA)")
     parser.add_argument("--load-4bit", action="store_true")
     parser.add_argument("--load-8bit", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m llava.eval.model_vqa",
+        description="Answer a JSONL question file with a LLaVA checkpoint (batched, resumable).",
+    )
+    add_arguments(parser)
     return parser
+
+
+def complete_args(args, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """``args`` (a Namespace, or upstream's ``type('Args', (), {...})()`` object) with every flag
+    ``parser`` knows that ``args`` lacks set to its default, so upstream's callers of ``eval_model`` work."""
+    destinations = [action.dest for action in parser._actions if action.dest != argparse.SUPPRESS and action.dest != "help"]
+    complete = argparse.Namespace(**{name: parser.get_default(name) for name in destinations})
+    for name in destinations:
+        if hasattr(args, name):
+            setattr(complete, name, getattr(args, name))
+    return complete
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.batch_size < 1 or args.num_chunks < 1 or not 0 <= args.chunk_idx < args.num_chunks:
+        raise SystemExit("--batch-size and --num-chunks must be >= 1 and 0 <= --chunk-idx < --num-chunks")
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or args.num_chunks < 1 or not 0 <= args.chunk_idx < args.num_chunks:
-        raise SystemExit("--batch-size and --num-chunks must be >= 1 and 0 <= --chunk-idx < --num-chunks")
+    check_args(args)
     return eval_model(args)
 
 

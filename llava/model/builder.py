@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_PATCH_TOKEN
+from llava.model.hub import local_folder
 from llava.model.llava_arch import QUANTIZATION_SKIP_MODULES
 
 logger = logging.getLogger("llava")
@@ -91,9 +92,11 @@ def load_pretrained_model(
 ):
     """Load a LLaVA checkpoint for inference: ``(tokenizer, model, image_processor, context_len)``.
 
+    ``model_path`` and ``model_base`` are local folders or Hugging Face Hub ids.
     ``kwargs`` may hold ``dtype`` (or upstream's ``torch_dtype``) to override the
-    default (float16 on CUDA, float32 on the CPU) and any ``from_pretrained``
-    argument. Remote code never runs unless ``trust_remote_code=True`` is passed.
+    default (float16 on CUDA, float32 on the CPU) and any other ``from_pretrained``
+    argument, passed on as upstream does (``attn_implementation`` wins over
+    ``use_flash_attn``). Remote code never runs unless ``trust_remote_code=True`` is passed.
     """
     from transformers import AutoTokenizer
 
@@ -109,9 +112,12 @@ def load_pretrained_model(
         device_map = {"": device}
     if device_map is not None and (device.startswith("cuda") or load_8bit or load_4bit):
         load_kwargs["device_map"] = device_map
-    load_kwargs["attn_implementation"] = resolve_attn_implementation(FLASH if use_flash_attn else None)
+    if "attn_implementation" not in load_kwargs:  # lmms-eval passes its own, as upstream forwards it
+        load_kwargs["attn_implementation"] = resolve_attn_implementation(FLASH if use_flash_attn else None)
 
-    kind = checkpoint_kind(model_path, model_base, model_name)
+    # A Hub id: the small files that decide the kind (and a run's adapter and projector) are fetched.
+    model_dir = local_folder(model_path)
+    kind = checkpoint_kind(model_dir, model_base, model_name)
     if kind == "full":
         tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=False)
         model = LlavaLlamaForCausalLM.from_pretrained(model_path, **load_kwargs)
@@ -126,7 +132,7 @@ def load_pretrained_model(
             )
         tokenizer = AutoTokenizer.from_pretrained(model_base, use_fast=False)
         loader = load_lora_checkpoint if kind == "lora" else load_projector_checkpoint
-        model = loader(model_path, model_base, load_kwargs)
+        model = loader(model_dir, model_base, load_kwargs)
 
     image_processor = None
     if getattr(model.config, "mm_vision_tower", None):

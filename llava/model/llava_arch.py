@@ -43,7 +43,23 @@ class LlavaMetaModel:
         tower = getattr(self, "vision_tower", None)
         return tower[0] if isinstance(tower, list) else tower
 
-    def initialize_vision_modules(
+    def initialize_vision_modules(self, model_args, fsdp=None) -> None:
+        """Upstream's call: ``model.get_model().initialize_vision_modules(model_args=..., fsdp=...)``.
+
+        Reads upstream's ``ModelArguments`` fields and calls :meth:`attach_vision_modules`.
+        Deviation from upstream: ``fsdp`` is accepted but changes nothing; the
+        tower is a frozen submodule either way (upstream hid it from FSDP in a list).
+        """
+        self.attach_vision_modules(
+            vision_tower=model_args.vision_tower,
+            mm_vision_select_layer=model_args.mm_vision_select_layer,
+            mm_vision_select_feature=model_args.mm_vision_select_feature,
+            mm_projector_type=model_args.mm_projector_type,
+            mm_patch_merge_type=model_args.mm_patch_merge_type,
+            pretrain_mm_mlp_adapter=model_args.pretrain_mm_mlp_adapter,
+        )
+
+    def attach_vision_modules(
         self,
         vision_tower: str,
         mm_vision_select_layer: int = -1,
@@ -56,8 +72,9 @@ class LlavaMetaModel:
     ) -> None:
         """Attach and load the CLIP tower, and build the projector if the checkpoint had none.
 
-        Flat arguments instead of upstream's ``model_args`` object, so model code
-        never sees the command line. Records the mm_* keys in the config.
+        Flat arguments (our training code calls this; upstream's
+        ``initialize_vision_modules(model_args)`` is the front over it).
+        Records the mm_* keys in the config.
         """
         config = self.config
         config.mm_vision_tower = vision_tower
@@ -224,7 +241,22 @@ class LlavaMetaForCausalLM:
         )
         return None, spliced.position_ids, spliced.attention_mask, past_key_values, spliced.inputs_embeds, spliced.labels
 
-    def initialize_vision_tokenizer(self, mm_use_im_patch_token: bool, mm_use_im_start_end: bool, tokenizer) -> int:
+    def initialize_vision_tokenizer(self, model_args, tokenizer) -> None:
+        """Upstream's call: ``model.initialize_vision_tokenizer(model_args, tokenizer=tokenizer)``.
+
+        Adds the image tokens ``model_args`` asks for (:meth:`add_image_tokens`)
+        and, for stage-1 pretraining (``tune_mm_mlp_adapter``), sets which
+        embeddings train as upstream: the input embeddings when
+        ``<im_start>``/``<im_end>`` were added, neither for ``<im_patch>`` alone.
+        Deviation from upstream: the new rows are not copied from a
+        ``pretrain_mm_mlp_adapter`` file (ours hold only the projector).
+        """
+        self.add_image_tokens(model_args.mm_use_im_patch_token, model_args.mm_use_im_start_end, tokenizer)
+        if model_args.tune_mm_mlp_adapter and (model_args.mm_use_im_start_end or model_args.mm_use_im_patch_token):
+            self.get_input_embeddings().weight.requires_grad_(bool(model_args.mm_use_im_start_end))
+            self.get_output_embeddings().weight.requires_grad_(False)
+
+    def add_image_tokens(self, mm_use_im_patch_token: bool, mm_use_im_start_end: bool, tokenizer) -> int:
         """Add ``<im_patch>``/``<im_start>``/``<im_end>`` when asked; returns how many tokens were added.
 
         New rows are initialised to the mean of the existing embeddings, as upstream does.

@@ -1,6 +1,6 @@
 """Rebuild a fine-tuned model from a base checkpoint plus what a run saved.
 
-Two kinds of run output (UPSTREAM_FACTS section 8):
+Two kinds of run output (upstream's layout; docs/UPSTREAM.md, checkpoints):
 - LoRA: ``config.json``, ``adapter_config.json`` + ``adapter_model.*`` and
   ``non_lora_trainables.bin`` (projector and other trained non-LoRA tensors,
   keys prefixed ``base_model.model.``);

@@ -1,4 +1,4 @@
-"""Saving what a run trained, in upstream's layout (UPSTREAM_FACTS section 8).
+"""Saving what a run trained, in upstream's layout (docs/UPSTREAM.md, checkpoints).
 
 - LoRA run: ``config.json``, ``adapter_config.json``, ``adapter_model.safetensors``
   (only ``lora_`` tensors) and ``non_lora_trainables.bin`` (every other trainable
@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 
 from llava.model.lora_loading import NON_LORA_FILE, PROJECTOR_FILE
+from llava.model.peft_compat import ADAPTER_CONFIG_FILE, make_adapter_config_portable
+from llava.model.tokenizer_files import save_tokenizer
 from llava.utils import atomic_path
 
 logger = logging.getLogger("llava")
@@ -103,6 +105,8 @@ def save_lora_extras(model, output_dir: str | os.PathLike, args) -> None:
     if is_main_process(args):
         _base_model(model).config.save_pretrained(str(output_dir))
         atomic_torch_save(state, Path(output_dir) / NON_LORA_FILE)
+        if (Path(output_dir) / ADAPTER_CONFIG_FILE).exists():
+            make_adapter_config_portable(output_dir)  # the Trainer wrote today's peft fields
 
 
 def save_lora_run(model, output_dir: str | os.PathLike, args) -> None:
@@ -121,6 +125,7 @@ def save_lora_run(model, output_dir: str | os.PathLike, args) -> None:
     try:
         _base_model(model).config.save_pretrained(str(staging))
         model.save_pretrained(str(staging), state_dict=adapter)
+        make_adapter_config_portable(staging)  # loads with upstream's peft 0.10.0 too
         torch.save(extras, staging / NON_LORA_FILE)
         _move_files_into(staging, output)
     finally:
@@ -190,8 +195,18 @@ def safe_save_model_for_hf_trainer(trainer, output_dir: str) -> None:
                 atomic_torch_save(state, folder.parent / "mm_projector" / f"{folder.name}.bin")
         else:
             save_projector(model, folder, args)
+            save_upstream_tokenizer(trainer, folder)
         return
     if getattr(args, "lora_enable", False):
         save_lora_run(model, output_dir, args)
         return
     trainer.save_model(output_dir)
+    save_upstream_tokenizer(trainer, output_dir)
+
+
+def save_upstream_tokenizer(trainer, output_dir: str | os.PathLike) -> None:
+    """The tokenizer files upstream's slow tokenizer needs (``tokenizer.model``, ...) beside a full or
+    projector-only output (rank 0). A LoRA run loads its base's tokenizer, as upstream's does."""
+    tokenizer = trainer.processing_class
+    if tokenizer is not None and is_main_process(trainer.args):
+        save_tokenizer(tokenizer, output_dir)

@@ -1,6 +1,6 @@
 """Training data: conversation records -> input ids, labels and pixels, and the batch collator.
 
-A record (upstream's format, docs in ``UPSTREAM_FACTS.md`` section 3)::
+A record (upstream's training data format)::
 
     {"id": "42", "image": "coco/000042.jpg",
      "conversations": [{"from": "human", "value": "<image>\\nWhat is it?"},

@@ -21,6 +21,7 @@ from transformers import Trainer
 from transformers.trainer import rotate_checkpoints
 
 from llava.train import checkpointing
+from llava.train.fronts import get_mm_adapter_state_maybe_zero_3, maybe_zero_3  # noqa: F401 (upstream's names here too)
 
 logger = logging.getLogger("llava")
 
@@ -76,6 +77,24 @@ def modality_length_grouped_indices(lengths, batch_size: int, world_size: int, g
     if remainder:
         shuffled.append(sorted(remainder, key=lambda i: absolute[i], reverse=True))
     return [i for block in shuffled for i in block]
+
+
+# Upstream's names for the three functions above (same parameters and results).
+
+
+def split_to_even_chunks(indices: list[int], lengths: list[int], num_chunks: int) -> list[list[int]]:
+    """Upstream's name for ``_split_even``."""
+    return _split_even(indices, lengths, num_chunks)
+
+
+def get_length_grouped_indices(lengths, batch_size: int, world_size: int, generator=None, merge: bool = True) -> list[int]:
+    """Upstream's name for ``length_grouped_indices`` (``merge`` is accepted; upstream always flattens)."""
+    return length_grouped_indices(lengths, batch_size, world_size, generator)
+
+
+def get_modality_length_grouped_indices(lengths, batch_size: int, world_size: int, generator=None) -> list[int]:
+    """Upstream's name for ``modality_length_grouped_indices``."""
+    return modality_length_grouped_indices(lengths, batch_size, world_size, generator)
 
 
 class LengthGroupedSampler(Sampler):

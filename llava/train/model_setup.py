@@ -3,8 +3,8 @@
 The steps, each a function: load the language model (optionally quantized by
 bitsandbytes), prepare it for k-bit training, attach and load the CLIP tower
 and projector, attach LoRA adapters, then set which parameters train and in
-which dtype. The result matches upstream's ``train()`` (UPSTREAM_FACTS
-section 7): LoRA on every language-model Linear except ``lm_head``, the
+which dtype. The result matches upstream's ``train()`` (docs/UPSTREAM.md):
+LoRA on every language-model Linear except ``lm_head``, the
 projector trainable (with its own learning rate if asked), CLIP frozen.
 """
 
@@ -132,6 +132,8 @@ def attach_lora(model, training_args):
     """Wrap ``model`` in LoRA adapters on every language-model Linear."""
     from peft import LoraConfig, get_peft_model
 
+    from llava.model.peft_compat import check_lora_config
+
     config = LoraConfig(
         r=training_args.lora_r,
         lora_alpha=training_args.lora_alpha,
@@ -140,6 +142,7 @@ def attach_lora(model, training_args):
         bias=training_args.lora_bias,
         task_type="CAUSAL_LM",
     )
+    check_lora_config(config)  # fail now, not at the final save, if upstream's peft could not load it
     if training_args.bits == 16:
         model.to(compute_dtype(training_args))
     logger.info("Adding LoRA adapters (r=%d, alpha=%d) to %s", config.r, config.lora_alpha, config.target_modules)
@@ -149,7 +152,7 @@ def attach_lora(model, training_args):
 def attach_vision(model, tokenizer, model_args, data_args, training_args) -> None:
     """Load the CLIP tower and projector, record the mm_* config keys, fill ``data_args``."""
     llava = model.get_model()
-    llava.initialize_vision_modules(
+    llava.attach_vision_modules(
         vision_tower=model_args.vision_tower,
         mm_vision_select_layer=model_args.mm_vision_select_layer,
         mm_vision_select_feature=model_args.mm_vision_select_feature,
@@ -175,7 +178,7 @@ def attach_vision(model, tokenizer, model_args, data_args, training_args) -> Non
     config.mm_projector_lr = training_args.mm_projector_lr
     config.mm_use_im_start_end = model_args.mm_use_im_start_end
     config.mm_use_im_patch_token = model_args.mm_use_im_patch_token
-    model.initialize_vision_tokenizer(
+    model.add_image_tokens(
         mm_use_im_patch_token=model_args.mm_use_im_patch_token,
         mm_use_im_start_end=model_args.mm_use_im_start_end,
         tokenizer=tokenizer,

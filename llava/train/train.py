@@ -36,6 +36,18 @@ from llava.train.data import (  # noqa: E402
     preprocess,
     preprocess_multimodal,
 )
+from llava.train.fronts import (  # noqa: E402
+    get_mm_adapter_state_maybe_zero_3,
+    get_peft_state_maybe_zero_3,
+    get_peft_state_non_lora_maybe_zero_3,
+    maybe_zero_3,
+    preprocess_llama_2,
+    preprocess_mpt,
+    preprocess_plain,
+    preprocess_v1,
+    rank0_print,
+    smart_tokenizer_and_embedding_resize,
+)
 from llava.train.model_setup import find_all_linear_names  # noqa: E402
 
 logger = logging.getLogger("llava")
@@ -47,10 +59,20 @@ __all__ = [
     "ModelArguments",
     "TrainingArguments",
     "find_all_linear_names",
+    "get_mm_adapter_state_maybe_zero_3",
+    "get_peft_state_maybe_zero_3",
+    "get_peft_state_non_lora_maybe_zero_3",
     "make_supervised_data_module",
+    "maybe_zero_3",
     "preprocess",
+    "preprocess_llama_2",
+    "preprocess_mpt",
     "preprocess_multimodal",
+    "preprocess_plain",
+    "preprocess_v1",
+    "rank0_print",
     "safe_save_model_for_hf_trainer",
+    "smart_tokenizer_and_embedding_resize",
     "train",
 ]
 

@@ -49,3 +49,13 @@ def test_adapter_without_base_is_a_clear_error(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(ValueError, match="pass --model-base"):
         load_pretrained_model(str(tmp_path), None, "run", device="cpu")
+
+
+def test_other_keyword_arguments_go_to_from_pretrained_as_lmms_eval_passes_them(tiny_llava_dir):
+    """lmms-eval's ``llava`` model: ``load_pretrained_model(path, None, name, device_map=..., attn_implementation=...)``."""
+    _, model, _, _ = load_pretrained_model(str(tiny_llava_dir), None, "llava-tiny", device_map="cpu", device="cpu",
+                                           attn_implementation="eager", torch_dtype=torch.bfloat16)
+    assert model.config._attn_implementation == "eager"
+    assert model.dtype == torch.bfloat16
+    _, default, _, _ = load_pretrained_model(str(tiny_llava_dir), None, "llava-tiny", device="cpu")
+    assert default.config._attn_implementation == "sdpa"

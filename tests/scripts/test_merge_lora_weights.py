@@ -99,6 +99,8 @@ def test_merged_checkpoint_layout(merged_dir, lora_run):
 
     files = {path.name for path in merged_dir.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer_config.json", "generation_config.json"} <= files
+    # Upstream's loader reads the slow tokenizer: it needs these three.
+    assert {"tokenizer.model", "special_tokens_map.json", "tokenizer_config.json"} <= files
     assert "adapter_config.json" not in files
     assert not [p for p in merged_dir.parent.iterdir() if p.name.startswith(".")], "staging folder left behind"
 

@@ -26,7 +26,7 @@ from llava.train.arguments import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# UPSTREAM_FACTS section 2: every upstream flag with its dataclass and default.
+# Upstream's train.py flags: every upstream flag with its dataclass and default.
 UPSTREAM_FLAGS = [
     (ModelArguments, "model_name_or_path", "facebook/opt-125m"),
     (ModelArguments, "version", "v0"),

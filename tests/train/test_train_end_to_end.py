@@ -15,6 +15,7 @@ import pytest
 import torch
 from launch import HELPER, deepspeed_command, recipe_flags, run
 
+from llava.model.tokenizer_files import UPSTREAM_TOKENIZER_FILES
 from llava.train.checkpointing import NON_LORA_FILE
 
 
@@ -99,7 +100,7 @@ def test_projector_only_pretraining_saves_and_loads_mm_projector(tiny_llava_dir,
     flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, lora_enable="False",
                          tune_mm_mlp_adapter="True", learning_rate="1e-2")
     run([sys.executable, "-m", "llava.train.train", *flags, "--max_steps", "2"])
-    assert {"mm_projector.bin", "config.json"} <= {p.name for p in output.iterdir()}
+    assert {"mm_projector.bin", "config.json", *UPSTREAM_TOKENIZER_FILES} <= {p.name for p in output.iterdir()}
     saved = torch.load(output / "mm_projector.bin", weights_only=True)
     assert sorted(saved) == ["model.mm_projector.0.bias", "model.mm_projector.0.weight",
                              "model.mm_projector.2.bias", "model.mm_projector.2.weight"]
@@ -107,3 +108,17 @@ def test_projector_only_pretraining_saves_and_loads_mm_projector(tiny_llava_dir,
     _, model, _, _ = load_pretrained_model(str(output), str(tiny_llava_dir), output.name, device="cpu")
     state = model.state_dict()
     assert all(torch.equal(state[key], value) for key, value in saved.items())
+
+
+def test_full_fine_tune_saves_what_upstreams_loader_reads(tiny_llava_dir, colour_vqa_dir, tmp_path):
+    """A full fine-tune (no LoRA) writes the model and the slow tokenizer's files; it loads with no base."""
+    from llava.model.builder import load_pretrained_model
+
+    output = tmp_path / "llava-tiny-full"
+    flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, lora_enable="False")
+    run([sys.executable, "-m", "llava.train.train", *flags, "--max_steps", "1"])
+    files = {p.name for p in output.iterdir()}
+    assert {"config.json", "model.safetensors", *UPSTREAM_TOKENIZER_FILES} <= files
+    assert (output / "tokenizer.model").read_bytes() == (tiny_llava_dir / "tokenizer.model").read_bytes()
+    tokenizer, model, _, _ = load_pretrained_model(str(output), None, output.name, device="cpu")
+    assert tokenizer.pad_token == "<unk>" and model.config.mm_vision_tower
