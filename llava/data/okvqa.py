@@ -607,34 +607,6 @@ def _select(
     return kept
 
 
-def _with_val_subset(
-    kept: dict[str, list[Sample]], config: ConvertConfig
-) -> tuple[dict[str, list[Sample]], dict[str, Any] | None]:
-    """The outputs with val_subset carved out (and taken out of train with --val-from train)."""
-    outputs = dict(kept)
-    if not config.val_size:
-        return outputs, None
-    pool = kept[config.val_from]
-    if config.val_from == "train" and config.val_size >= len(pool):
-        raise ConversionError(
-            f"--val-size {config.val_size} leaves nothing of the {len(pool)} train questions; train must keep some"
-        )
-    if config.val_size > len(pool):
-        raise ConversionError(
-            f"--val-size {config.val_size} is more than the {len(pool)} val questions available"
-        )
-    subset, rest = vqa.carve_subset(pool, config.val_size, config.seed)
-    outputs["val_subset"] = subset
-    if config.val_from == "train":
-        outputs["train"] = rest
-    return outputs, {
-        "from": config.val_from,
-        "seed": config.seed,
-        "requested": config.val_size,
-        "size": len(subset),
-    }
-
-
 def _skipped_kinds(config: ConvertConfig) -> set[str]:
     """The issue kinds the --skip-* flags turn from errors into dropped questions."""
     flags = {
@@ -699,7 +671,7 @@ def convert(config: ConvertConfig) -> ConversionSummary:
             notes.append(f"{reencoded} embedded images were not JPEG and were re-encoded as JPEG")
     vqa.raise_failing(issues, skipped_kinds, "OK-VQA", ISSUE_KINDS)
     kept = {split: [s for s in samples if s.problem is None] for split, samples in kept.items()}
-    outputs, val_subset = _with_val_subset(kept, config)
+    outputs, val_subset = vqa.with_val_subset(kept, config.val_size, config.val_from, config.seed)
     written = vqa.write_outputs(out_dir, outputs, config.prompt_suffix, COCO_SPLITS["val"])
     summary = ConversionSummary(
         source="official" if config.okvqa_dir is not None else "huggingface",

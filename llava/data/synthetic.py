@@ -13,6 +13,14 @@ nothing is downloaded. Two layouts:
       DIR/okvqa/OpenEnded_mscoco_{train,val}2014_questions.json
       DIR/okvqa/mscoco_{train,val}2014_annotations.json
       DIR/coco/{train,val}2014/COCO_{split}2014_{image_id:012d}.jpg
+
+- ``write_aokvqa_layout`` / ``--layout aokvqa``: the official A-OKVQA files
+  (``DIR/aokvqa/aokvqa_v1p0_{train,val}.json``, four choices, ten direct
+  answers, three rationales) and ``DIR/coco/{train,val}2017/{image_id:012d}.jpg``;
+- ``write_csv_layout`` / ``--layout csv``: what a researcher's own data looks
+  like, ``DIR/csv/vqa.csv`` (columns image, question, answer, category; two
+  questions per image; some answers a JSON list of several) and
+  ``DIR/csv/images/*.jpg``, for ``python -m llava.data.vqa`` (docs/CUSTOM_DATA.md).
 """
 
 from __future__ import annotations
@@ -138,21 +146,98 @@ def write_okvqa_layout(out_dir, train_size: int = 320, val_size: int = 96, seed:
     return out
 
 
+def _choice_entry(rng: random.Random, kind: str, answer: str) -> tuple[list[str], int]:
+    """Four choices of the answer's kind (the answer among them) and the index of the answer."""
+    pool = sorted(COLOURS) if kind == "colour" else list(SHAPES)
+    choices = [answer] + rng.sample([item for item in pool if item != answer], 3)
+    rng.shuffle(choices)
+    return choices, choices.index(answer)
+
+
+def write_aokvqa_layout(out_dir, train_size: int = 320, val_size: int = 96, seed: int = 0) -> Path:
+    """Write a synthetic A-OKVQA in the official file layout (see the module docstring)."""
+    out = Path(out_dir)
+    (out / "aokvqa").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    colours = sorted(COLOURS)
+    for split, count, first_id in (("train", train_size, 1), ("val", val_size, 500_001)):
+        image_dir = out / "coco" / f"{split}2017"
+        image_dir.mkdir(parents=True, exist_ok=True)
+        entries = []
+        for index in range(count):
+            image_id = first_id + index
+            colour, shape = rng.choice(colours), rng.choice(SHAPES)
+            kind = "colour" if index % 2 == 0 else "shape"
+            answer = colour if kind == "colour" else shape
+            picture = draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30))
+            picture.save(image_dir / f"{image_id:012d}.jpg", quality=95)
+            direct = [answer] * 8 + [_VARIANTS[answer]] * 2
+            rng.shuffle(direct)
+            choices, correct = _choice_entry(rng, kind, answer)
+            entries.append({
+                "split": split,
+                "image_id": image_id,
+                "question_id": f"syn{image_id:08d}",
+                "question": QUESTIONS[kind],
+                "choices": choices,
+                "correct_choice_idx": correct,
+                "direct_answers": direct,
+                "difficult_direct_answer": False,
+                "rationales": [f"The drawn {shape} is {colour}."] * 3,
+            })
+        (out / "aokvqa" / f"aokvqa_v1p0_{split}.json").write_text(json.dumps(entries))
+    return out
+
+
+def write_csv_layout(out_dir, images: int = 208, seed: int = 0) -> Path:
+    """Write a synthetic spreadsheet of VQA data, two questions per image (module docstring)."""
+    import csv
+
+    folder = Path(out_dir) / "csv"
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    colours = sorted(COLOURS)
+    rows = []
+    for index in range(images):
+        colour, shape = rng.choice(colours), rng.choice(SHAPES)
+        name = f"images/{index:05d}.jpg"
+        draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30)).save(folder / name, quality=95)
+        for kind, answer in (("colour", colour), ("shape", shape)):
+            # Every fifth row lists what several annotators said, as a JSON list in the cell.
+            cell = json.dumps([answer, answer, _VARIANTS[answer]]) if index % 5 == 0 else answer
+            rows.append((name, QUESTIONS[kind], cell, kind))
+    with open(folder / "vqa.csv", "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["image", "question", "answer", "category"])
+        writer.writerows(rows)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> Path:
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m llava.data.synthetic",
-        description="Write a synthetic OK-VQA (official JSON files + COCO-style images) whose answers "
-        "are learnable from the pictures: the colour or shape of a drawn object.",
+        description="Write synthetic VQA data (OK-VQA or A-OKVQA official layout, or a CSV of image "
+        "paths) whose answers are learnable from the pictures: the colour or shape of a drawn object.",
     )
     parser.add_argument("--out", required=True, help="output folder (okvqa/ and coco/ are created in it)")
+    parser.add_argument("--layout", choices=("okvqa", "aokvqa", "csv"), default="okvqa",
+                        help="okvqa (default): official OK-VQA files; aokvqa: official A-OKVQA files; "
+                        "csv: a spreadsheet with image paths (questions = 2 per image)")
     parser.add_argument("--train-size", type=int, default=320, help="train questions (default: 320)")
     parser.add_argument("--val-size", type=int, default=96, help="val questions (default: 96)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    out = write_okvqa_layout(args.out, args.train_size, args.val_size, args.seed)
-    print(f"wrote synthetic OK-VQA to {out}: --okvqa-dir {out / 'okvqa'} --coco-dir {out / 'coco'}")
+    if args.layout == "aokvqa":
+        out = write_aokvqa_layout(args.out, args.train_size, args.val_size, args.seed)
+        print(f"wrote synthetic A-OKVQA to {out}: --aokvqa-dir {out / 'aokvqa'} --coco-dir {out / 'coco'}")
+    elif args.layout == "csv":
+        out = write_csv_layout(args.out, (args.train_size + args.val_size) // 2, args.seed)
+        print(f"wrote synthetic VQA spreadsheet: --input {out / 'vqa.csv'}")
+    else:
+        out = write_okvqa_layout(args.out, args.train_size, args.val_size, args.seed)
+        print(f"wrote synthetic OK-VQA to {out}: --okvqa-dir {out / 'okvqa'} --coco-dir {out / 'coco'}")
     return out
 
 

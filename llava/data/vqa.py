@@ -261,7 +261,7 @@ class ConversionSummary:
         """The summary as plain JSON-ready data (fixed key order)."""
         return asdict(self)
 
-    def format(self, title: str = "OK-VQA") -> str:
+    def format(self, title: str = "OK-VQA", scorer: str = "llava.eval.eval_okvqa") -> str:
         """A human-readable report: counts, skips, target lengths and how to use the output."""
         out = Path(self.out_dir)
         lines = [f"{title} converted ({self.source} input) -> {self.out_dir}"]
@@ -277,7 +277,7 @@ class ConversionSummary:
             )
         for name, stats in self.splits.items():
             categories = ", ".join(
-                f"{code} {count}" for code, count in stats["per_category"].items()
+                f"{code or '(none)'} {count}" for code, count in stats["per_category"].items()
             )
             lines.append(f"  {name} per category: {categories or '-'}")
         for name, stats in self.splits.items():
@@ -302,7 +302,7 @@ class ConversionSummary:
             )
         if "val_annotations" in self.files:
             lines.append(
-                f"Score with: python -m llava.eval.eval_okvqa --answers ANSWERS.jsonl "
+                f"Score with: python -m {scorer} --answers ANSWERS.jsonl "
                 f"--annotations {out / self.files['val_annotations']}"
             )
         return "\n".join(lines)
@@ -817,6 +817,31 @@ def carve_subset(samples: list[Sample], size: int, seed: int) -> tuple[list[Samp
     subset = [s for s in samples if s.image_key in chosen]
     rest = [s for s in samples if s.image_key not in chosen]
     return subset, rest
+
+
+def with_val_subset(
+    kept: dict[str, list[Sample]], val_size: int, val_from: str, seed: int
+) -> tuple[dict[str, list[Sample]], dict[str, Any] | None]:
+    """The outputs with val_subset carved out of ``val_from`` (and taken out of train when from train)."""
+    outputs = dict(kept)
+    if not val_size:
+        return outputs, None
+    pool = kept[val_from]
+    if val_from == "train" and val_size >= len(pool):
+        raise ConversionError(
+            f"--val-size {val_size} leaves nothing of the {len(pool)} train questions; "
+            "train must keep some"
+        )
+    if val_size > len(pool):
+        raise ConversionError(
+            f"--val-size {val_size} is more than the {len(pool)} val questions available"
+        )
+    subset, rest = carve_subset(pool, val_size, seed)
+    outputs["val_subset"] = subset
+    if val_from == "train":
+        outputs["train"] = rest
+    summary = {"from": val_from, "seed": seed, "requested": val_size, "size": len(subset)}
+    return outputs, summary
 
 
 def record(sample: Sample, suffix: str) -> dict[str, Any]:
