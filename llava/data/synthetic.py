@@ -29,7 +29,12 @@ import json
 import random
 from pathlib import Path
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 30), "blue": (30, 30, 220), "yellow": (230, 210, 20)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 30),
+    "blue": (30, 30, 220),
+    "yellow": (230, 210, 20),
+}
 SHAPES = ("circle", "square", "triangle", "cross")
 SUFFIX = "Answer the question using a single word or phrase."
 QUESTIONS = {"colour": "What colour is the shape?", "shape": "What shape is drawn?"}
@@ -58,7 +63,9 @@ def draw(colour: str, shape: str, size: tuple[int, int] = (40, 32), jitter: int 
     return image
 
 
-def write_llava_vqa(folder, count: int = 24, text_only: int = 2, seed: int = 0, kinds=("colour",)) -> Path:
+def write_llava_vqa(
+    folder, count: int = 24, text_only: int = 2, seed: int = 0, kinds=("colour",)
+) -> Path:
     """Write ``folder/images/*.png`` and ``folder/train.json`` (LLaVA format).
 
     ``count`` image questions (each also carries ``answers``, ten copies of the
@@ -74,20 +81,27 @@ def write_llava_vqa(folder, count: int = 24, text_only: int = 2, seed: int = 0, 
         kind = kinds[index % len(kinds)]
         answer = colour if kind == "colour" else shape
         draw(colour, shape, jitter=index % 7).save(folder / "images" / f"{index:04d}.png")
-        entries.append({
-            "id": f"q{index}",
-            "image": f"{index:04d}.png",
-            "conversations": [
-                {"from": "human", "value": f"<image>\n{QUESTIONS[kind]}\n{SUFFIX}"},
-                {"from": "gpt", "value": answer},
-            ],
-            "answers": [answer] * 10,
-        })
+        entries.append(
+            {
+                "id": f"q{index}",
+                "image": f"{index:04d}.png",
+                "conversations": [
+                    {"from": "human", "value": f"<image>\n{QUESTIONS[kind]}\n{SUFFIX}"},
+                    {"from": "gpt", "value": answer},
+                ],
+                "answers": [answer] * 10,
+            }
+        )
     for index in range(text_only):
-        entries.append({
-            "id": f"t{index}",
-            "conversations": [{"from": "human", "value": "What is one plus one?"}, {"from": "gpt", "value": "two"}],
-        })
+        entries.append(
+            {
+                "id": f"t{index}",
+                "conversations": [
+                    {"from": "human", "value": "What is one plus one?"},
+                    {"from": "gpt", "value": "two"},
+                ],
+            }
+        )
     (folder / "train.json").write_text(json.dumps(entries, indent=1))
     return folder
 
@@ -95,11 +109,21 @@ def write_llava_vqa(folder, count: int = 24, text_only: int = 2, seed: int = 0, 
 # Knowledge categories are borrowed from OK-VQA so per-category scores have something to show.
 _CATEGORY = {"colour": "three", "shape": "nine"}
 # A few annotators answer with a near-synonym, as in the real data.
-_VARIANTS = {"red": "dark red", "green": "lime", "blue": "navy", "yellow": "gold",
-             "circle": "round", "square": "box", "triangle": "pyramid", "cross": "plus"}
+_VARIANTS = {
+    "red": "dark red",
+    "green": "lime",
+    "blue": "navy",
+    "yellow": "gold",
+    "circle": "round",
+    "square": "box",
+    "triangle": "pyramid",
+    "cross": "plus",
+}
 
 
-def _split_records(split: str, count: int, first_image_id: int, rng: random.Random, image_dir: Path):
+def _split_records(
+    split: str, count: int, first_image_id: int, rng: random.Random, image_dir: Path
+):
     questions, annotations = [], []
     colours = sorted(COLOURS)
     for index in range(count):
@@ -110,20 +134,29 @@ def _split_records(split: str, count: int, first_image_id: int, rng: random.Rand
         picture = draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30))
         picture.save(image_dir / f"COCO_{split}2014_{image_id:012d}.jpg", quality=95)
         question_id = image_id * 10 + 1
-        questions.append({"image_id": image_id, "question": QUESTIONS[kind], "question_id": question_id})
+        questions.append(
+            {"image_id": image_id, "question": QUESTIONS[kind], "question_id": question_id}
+        )
         answers = [answer] * 8 + [_VARIANTS[answer]] * 2
         rng.shuffle(answers)
-        annotations.append({
-            "image_id": image_id,
-            "question_id": question_id,
-            "question_type": _CATEGORY[kind],
-            "answer_type": "other",
-            "confidence": 3,
-            "answers": [
-                {"answer": text, "raw_answer": text, "answer_confidence": "yes", "answer_id": number + 1}
-                for number, text in enumerate(answers)
-            ],
-        })
+        annotations.append(
+            {
+                "image_id": image_id,
+                "question_id": question_id,
+                "question_type": _CATEGORY[kind],
+                "answer_type": "other",
+                "confidence": 3,
+                "answers": [
+                    {
+                        "answer": text,
+                        "raw_answer": text,
+                        "answer_confidence": "yes",
+                        "answer_id": number + 1,
+                    }
+                    for number, text in enumerate(answers)
+                ],
+            }
+        )
     return questions, annotations
 
 
@@ -137,12 +170,17 @@ def write_okvqa_layout(out_dir, train_size: int = 320, val_size: int = 96, seed:
         image_dir = out / "coco" / f"{split}2014"
         image_dir.mkdir(parents=True, exist_ok=True)
         questions, annotations = _split_records(split, count, first_id, rng, image_dir)
-        header = {"info": {"description": "synthetic OK-VQA (llava-okvqa demo)"}, "license": {},
-                  "data_subtype": f"{split}2014"}
+        header = {
+            "info": {"description": "synthetic OK-VQA (llava-okvqa demo)"},
+            "license": {},
+            "data_subtype": f"{split}2014",
+        }
         (okvqa / f"OpenEnded_mscoco_{split}2014_questions.json").write_text(
-            json.dumps({**header, "questions": questions}))
+            json.dumps({**header, "questions": questions})
+        )
         (okvqa / f"mscoco_{split}2014_annotations.json").write_text(
-            json.dumps({**header, "annotations": annotations}))
+            json.dumps({**header, "annotations": annotations})
+        )
     return out
 
 
@@ -174,17 +212,19 @@ def write_aokvqa_layout(out_dir, train_size: int = 320, val_size: int = 96, seed
             direct = [answer] * 8 + [_VARIANTS[answer]] * 2
             rng.shuffle(direct)
             choices, correct = _choice_entry(rng, kind, answer)
-            entries.append({
-                "split": split,
-                "image_id": image_id,
-                "question_id": f"syn{image_id:08d}",
-                "question": QUESTIONS[kind],
-                "choices": choices,
-                "correct_choice_idx": correct,
-                "direct_answers": direct,
-                "difficult_direct_answer": False,
-                "rationales": [f"The drawn {shape} is {colour}."] * 3,
-            })
+            entries.append(
+                {
+                    "split": split,
+                    "image_id": image_id,
+                    "question_id": f"syn{image_id:08d}",
+                    "question": QUESTIONS[kind],
+                    "choices": choices,
+                    "correct_choice_idx": correct,
+                    "direct_answers": direct,
+                    "difficult_direct_answer": False,
+                    "rationales": [f"The drawn {shape} is {colour}."] * 3,
+                }
+            )
         (out / "aokvqa" / f"aokvqa_v1p0_{split}.json").write_text(json.dumps(entries))
     return out
 
@@ -201,7 +241,9 @@ def write_csv_layout(out_dir, images: int = 208, seed: int = 0) -> Path:
     for index in range(images):
         colour, shape = rng.choice(colours), rng.choice(SHAPES)
         name = f"images/{index:05d}.jpg"
-        draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30)).save(folder / name, quality=95)
+        draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30)).save(
+            folder / name, quality=95
+        )
         for kind, answer in (("colour", colour), ("shape", shape)):
             # Every fifth row lists what several annotators said, as a JSON list in the cell.
             cell = json.dumps([answer, answer, _VARIANTS[answer]]) if index % 5 == 0 else answer
@@ -221,23 +263,35 @@ def main(argv: list[str] | None = None) -> Path:
         description="Write synthetic VQA data (OK-VQA or A-OKVQA official layout, or a CSV of image "
         "paths) whose answers are learnable from the pictures: the colour or shape of a drawn object.",
     )
-    parser.add_argument("--out", required=True, help="output folder (okvqa/ and coco/ are created in it)")
-    parser.add_argument("--layout", choices=("okvqa", "aokvqa", "csv"), default="okvqa",
-                        help="okvqa (default): official OK-VQA files; aokvqa: official A-OKVQA files; "
-                        "csv: a spreadsheet with image paths (questions = 2 per image)")
-    parser.add_argument("--train-size", type=int, default=320, help="train questions (default: 320)")
+    parser.add_argument(
+        "--out", required=True, help="output folder (okvqa/ and coco/ are created in it)"
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("okvqa", "aokvqa", "csv"),
+        default="okvqa",
+        help="okvqa (default): official OK-VQA files; aokvqa: official A-OKVQA files; "
+        "csv: a spreadsheet with image paths (questions = 2 per image)",
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=320, help="train questions (default: 320)"
+    )
     parser.add_argument("--val-size", type=int, default=96, help="val questions (default: 96)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.layout == "aokvqa":
         out = write_aokvqa_layout(args.out, args.train_size, args.val_size, args.seed)
-        print(f"wrote synthetic A-OKVQA to {out}: --aokvqa-dir {out / 'aokvqa'} --coco-dir {out / 'coco'}")
+        print(
+            f"wrote synthetic A-OKVQA to {out}: --aokvqa-dir {out / 'aokvqa'} --coco-dir {out / 'coco'}"
+        )
     elif args.layout == "csv":
         out = write_csv_layout(args.out, (args.train_size + args.val_size) // 2, args.seed)
         print(f"wrote synthetic VQA spreadsheet: --input {out / 'vqa.csv'}")
     else:
         out = write_okvqa_layout(args.out, args.train_size, args.val_size, args.seed)
-        print(f"wrote synthetic OK-VQA to {out}: --okvqa-dir {out / 'okvqa'} --coco-dir {out / 'coco'}")
+        print(
+            f"wrote synthetic OK-VQA to {out}: --okvqa-dir {out / 'okvqa'} --coco-dir {out / 'coco'}"
+        )
     return out
 
 

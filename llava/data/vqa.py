@@ -1131,6 +1131,14 @@ def _read_arrow_file(path: Path, image_root: Path) -> _Table:
     )
 
 
+def _struct_has_bytes(path: Path, column: str, column_type: Any) -> bool:
+    """Whether any row of a struct image column carries bytes (read one batch at a time)."""
+    if column_type.get_field_index("bytes") < 0:
+        return False
+    source = EmbeddedSource(path, column, path.parent)
+    return any(array.field("bytes").null_count < len(array) for array in _image_batches(source))
+
+
 def read_tables(entry: str | Path, image_root: str | Path | None) -> list[_Table]:
     """The tables one --input entry stands for (a file, or a folder in one of the known layouts)."""
     path = Path(entry)
@@ -1311,11 +1319,10 @@ def _read_samples(
         embedded = False
         if table.arrow:
             column_type = _arrow_column_type(table.path, image_column)
-            embedded = (
-                pa.types.is_struct(column_type)
-                or pa.types.is_binary(column_type)
-                or pa.types.is_large_binary(column_type)
-            )
+            embedded = pa.types.is_binary(column_type) or pa.types.is_large_binary(column_type)
+            if pa.types.is_struct(column_type):
+                # datasets' Image feature: {bytes, path}; paths only when no row has bytes.
+                embedded = _struct_has_bytes(table.path, image_column, column_type)
         columns = [
             name for role, name in found.items() if name and not (role == "image" and embedded)
         ]
