@@ -1310,6 +1310,7 @@ def _read_samples(
         found_by_table.append(found)
     if problems:
         raise ConversionError("cannot read the input:\n" + "\n".join(f"- {p}" for p in problems))
+    files: dict[tuple[Path, str], Path] = {}
     samples: list[Sample] = []
     notes: list[str] = []
     counter = 0
@@ -1373,11 +1374,13 @@ def _read_samples(
                     where,
                 )
                 continue
-            file = Path(image.strip())
-            sample.image_file = file if file.is_absolute() else table.image_root / file
-    roots = {table.image_root.resolve() for _, table in tables}
+            key = (table.image_root, image)
+            if key not in files:  # rows often share an image; Path objects are slow to build
+                files[key] = Path(os.path.abspath(os.path.join(table.image_root, image.strip())))
+            sample.image_file = files[key]
+    roots = {Path(os.path.abspath(table.image_root)) for _, table in tables}
     common = (
-        Path(config.image_root).resolve()
+        Path(os.path.abspath(config.image_root))
         if config.image_root
         else (roots.pop() if len(roots) == 1 else None)
     )
@@ -1386,13 +1389,11 @@ def _read_samples(
 
 def _relative_image(file: Path, root: Path | None) -> str:
     """The record's image path: relative to the image folder when under it, else absolute."""
-    resolved = Path(os.path.abspath(file))
-    if root is not None:
-        try:
-            return resolved.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return resolved.as_posix()
+    path = str(file)  # already absolute
+    prefix = os.path.join(str(root), "") if root is not None else None
+    if prefix is not None and path.startswith(prefix):
+        path = path[len(prefix) :]
+    return path.replace(os.sep, "/")
 
 
 def _split_by_fraction(
@@ -1434,11 +1435,13 @@ def convert(config: VqaConfig) -> ConversionSummary:
     kept = [s for s in samples if s.problem is None]
     progress = None if config.progress else False
     if sources:
-        image_root = (out_dir / IMAGES_DIR).resolve()
+        image_root = Path(os.path.abspath(out_dir / IMAGES_DIR))
+    relative: dict[Path, str] = {}
     for sample in kept:
         if sample.image_file is not None:
-            sample.image = _relative_image(sample.image_file, image_root)
-            sample.image_key = sample.image
+            if sample.image_file not in relative:
+                relative[sample.image_file] = _relative_image(sample.image_file, image_root)
+            sample.image = sample.image_key = relative[sample.image_file]
     check_image_files(kept, config.image_check, config.workers, progress, issues)
     will_fail = any(issue.kind not in skipped_kinds for issue in issues)
     extract_embedded(
