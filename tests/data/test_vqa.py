@@ -433,3 +433,21 @@ def test_help_lists_the_flags_generated_from_the_config():
         "examples:",
     ):
         assert text in result.stdout
+
+
+def test_the_synthetic_spreadsheet_converts(tmp_path):
+    from llava.data.synthetic import write_csv_layout
+
+    folder = write_csv_layout(tmp_path / "raw", images=10)
+    summary = run(tmp_path / "out", folder / "vqa.csv", val_fraction=0.2, val_size=2)
+    assert summary.splits["train"] == {
+        "questions": 16,
+        "images": 8,
+        "per_category": {"colour": 8, "shape": 8},
+        "target_words": {"1": 16},
+    }
+    assert summary.splits["val"]["images"] == 2 and summary.splits["val_subset"]["questions"] == 2
+    first = load(tmp_path / "out" / "train.json")[0]
+    assert (
+        first["image"] == "images/00000.jpg" and len(first["answers"]) == 3
+    )  # a JSON list in the cell
