@@ -144,3 +144,18 @@ def test_custom_without_converted_data_says_how_to_convert(tmp_path):
     assert "python -m llava.data.vqa --input my_vqa.csv" in result.stderr and "CUSTOM_DATA.md" in result.stderr
     result = run_script({"MODE": "gpu", "DATASET": "vqav2"}, check=False)
     assert result.returncode == 2 and "DATASET must be okvqa, aokvqa or custom" in result.stderr
+
+
+@pytest.mark.slow
+def test_cpu_demo_on_custom_csv_data_end_to_end(tmp_path):
+    """DATASET=custom: synthetic CSV -> llava.data.vqa -> QLoRA -> answers -> score."""
+    output = tmp_path / "llava-tiny-custom-qlora"
+    result = run_script({"MODE": "demo", "DATASET": "custom", "DEMO_DIR": str(tmp_path / "demo"),
+                         "OUTPUT_DIR": str(output), "EPOCHS": "1", "DEMO_TRAIN_SIZE": "64",
+                         "DEMO_VAL_SIZE": "24", "VAL_SUBSET": "12", "OMP_NUM_THREADS": "1"}, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    summary = json.loads((tmp_path / "demo" / "custom" / "summary.json").read_text())
+    assert summary["image_folder"] == str((tmp_path / "demo" / "raw_csv" / "csv").resolve())
+    score = json.loads((output / "eval" / "custom_val_score.json").read_text())
+    assert score["count"] == summary["splits"]["val"]["questions"] == 22
+    assert 0 <= score["vqa_accuracy"] <= 100
