@@ -1501,6 +1501,11 @@ def convert(config: VqaConfig) -> ConversionSummary:
         notes.append(
             "no val split: give --val-fraction or --splits val=PATH to evaluate between epochs"
         )
+    if image_root is None:
+        notes.append(
+            "the inputs sit in different folders: records carry absolute image paths "
+            "(give --image-root to make them relative)"
+        )
     written = write_outputs(out_dir, outputs, config.prompt_suffix, "val")
     summary = ConversionSummary(
         source="files",
