@@ -11,12 +11,19 @@
 #   bash scripts/finetune_qlora_okvqa.sh                    # GPU node: the real recipe
 #   NUM_GPUS=4 EPOCHS=1 bash scripts/finetune_qlora_okvqa.sh --save_total_limit 1   # extra flags go to train_mem.py
 #   MODE=demo bash scripts/finetune_qlora_okvqa.sh          # the CPU demo, also on a GPU node
+#   DATASET=aokvqa bash scripts/finetune_qlora_okvqa.sh     # A-OKVQA (direct answer + multiple choice)
+#   DATASET=custom DATA_DIR=playground/data/my_vqa bash scripts/finetune_qlora_okvqa.sh
+#                  # your own data, converted by python -m llava.data.vqa (docs/CUSTOM_DATA.md)
 #
 # Without CUDA the same pipeline runs on a tiny random LLaVA and a synthetic OK-VQA
 # (coloured shapes; questions answerable from the picture), with 4-bit QLoRA under
 # DeepSpeed on two CPU processes: a few minutes on 2 cores, nothing downloaded.
 #
 # Environment overrides (real recipe defaults; the demo has its own, see below):
+#   DATASET [okvqa]: okvqa, aokvqa or custom (the demo makes synthetic data in each layout)
+#   AOKVQA_DIR [playground/data/aokvqa_raw]  aokvqa_v1p0_{train,val}.json (COCO_DIR then holds train2017/, val2017/)
+#   CUSTOM_INPUT                           custom: a file/folder for python -m llava.data.vqa, converted
+#                                          into DATA_DIR with VAL_FRACTION [0.1] when DATA_DIR is empty
 #   MODEL_NAME_OR_PATH [liuhaotian/llava-v1.5-7b]   VISION_TOWER [openai/clip-vit-large-patch14-336]
 #   OKVQA_DIR [playground/data/okvqa_raw]  the four official JSON files
 #   COCO_DIR [playground/data/coco]        train2014/ and val2014/ images
@@ -41,6 +48,11 @@ run() {  # run a step, or only print it under DRY_RUN
     if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; printf '\n'; else "$@"; fi
 }
 
+DATASET="${DATASET:-okvqa}"
+case "$DATASET" in
+    okvqa|aokvqa|custom) ;;
+    *) echo "error: DATASET must be okvqa, aokvqa or custom, got '$DATASET'" >&2; exit 2 ;;
+esac
 CUDA_GPUS=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')
 if [ "$CUDA_GPUS" = 0 ]; then MODE="${MODE:-demo}"; else MODE="${MODE:-gpu}"; fi
 
@@ -58,9 +70,11 @@ BANNER
     MODEL_NAME_OR_PATH="${MODEL_NAME_OR_PATH:-$WORK/llava-tiny}"
     VISION_TOWER="${VISION_TOWER:-$MODEL_NAME_OR_PATH/clip-vision-tower}"
     OKVQA_DIR="${OKVQA_DIR:-$WORK/raw/okvqa}"
-    COCO_DIR="${COCO_DIR:-$WORK/raw/coco}"
-    DATA_DIR="${DATA_DIR:-$WORK/okvqa}"
-    OUTPUT_DIR="${OUTPUT_DIR:-checkpoints/llava-tiny-okvqa-qlora}"
+    AOKVQA_DIR="${AOKVQA_DIR:-$WORK/raw_aokvqa/aokvqa}"
+    if [ "$DATASET" = aokvqa ]; then COCO_DIR="${COCO_DIR:-$WORK/raw_aokvqa/coco}"; else COCO_DIR="${COCO_DIR:-$WORK/raw/coco}"; fi
+    CUSTOM_INPUT="${CUSTOM_INPUT:-$WORK/raw_csv/csv/vqa.csv}"; VAL_FRACTION="${VAL_FRACTION:-0.25}"
+    DATA_DIR="${DATA_DIR:-$WORK/$DATASET}"
+    OUTPUT_DIR="${OUTPUT_DIR:-checkpoints/llava-tiny-$DATASET-qlora}"
     EPOCHS="${EPOCHS:-12}"; NUM_GPUS="${NUM_GPUS:-2}"; BATCH_SIZE="${BATCH_SIZE:-8}"
     LR="${LR:-1e-2}"; PROJECTOR_LR="${PROJECTOR_LR:-1e-2}"; LORA_R="${LORA_R:-16}"; LORA_ALPHA="${LORA_ALPHA:-32}"
     MODEL_MAX_LENGTH="${MODEL_MAX_LENGTH:-512}"; VAL_SUBSET="${VAL_SUBSET:-48}"
@@ -71,17 +85,25 @@ BANNER
     if [ ! -f "$MODEL_NAME_OR_PATH/config.json" ]; then
         run "$PYTHON" -m llava.model.tiny --out "$MODEL_NAME_OR_PATH"
     fi
-    if [ ! -f "$OKVQA_DIR/mscoco_val2014_annotations.json" ]; then
+    if [ "$DATASET" = okvqa ] && [ ! -f "$OKVQA_DIR/mscoco_val2014_annotations.json" ]; then
         run "$PYTHON" -m llava.data.synthetic --out "$(dirname "$OKVQA_DIR")" \
+            --train-size "$DEMO_TRAIN_SIZE" --val-size "$DEMO_VAL_SIZE"
+    elif [ "$DATASET" = aokvqa ] && [ ! -f "$AOKVQA_DIR/aokvqa_v1p0_val.json" ]; then
+        run "$PYTHON" -m llava.data.synthetic --layout aokvqa --out "$(dirname "$AOKVQA_DIR")" \
+            --train-size "$DEMO_TRAIN_SIZE" --val-size "$DEMO_VAL_SIZE"
+    elif [ "$DATASET" = custom ] && [ ! -e "$CUSTOM_INPUT" ]; then
+        run "$PYTHON" -m llava.data.synthetic --layout csv --out "$(dirname "$(dirname "$CUSTOM_INPUT")")" \
             --train-size "$DEMO_TRAIN_SIZE" --val-size "$DEMO_VAL_SIZE"
     fi
 else
     MODEL_NAME_OR_PATH="${MODEL_NAME_OR_PATH:-liuhaotian/llava-v1.5-7b}"
     VISION_TOWER="${VISION_TOWER:-openai/clip-vit-large-patch14-336}"
     OKVQA_DIR="${OKVQA_DIR:-playground/data/okvqa_raw}"
+    AOKVQA_DIR="${AOKVQA_DIR:-playground/data/aokvqa_raw}"
     COCO_DIR="${COCO_DIR:-playground/data/coco}"
-    DATA_DIR="${DATA_DIR:-playground/data/okvqa}"
-    OUTPUT_DIR="${OUTPUT_DIR:-checkpoints/llava-v1.5-7b-okvqa-qlora}"
+    CUSTOM_INPUT="${CUSTOM_INPUT:-}"; VAL_FRACTION="${VAL_FRACTION:-0.1}"
+    DATA_DIR="${DATA_DIR:-playground/data/$DATASET}"
+    OUTPUT_DIR="${OUTPUT_DIR:-checkpoints/llava-v1.5-7b-$DATASET-qlora}"
     EPOCHS="${EPOCHS:-3}"; NUM_GPUS="${NUM_GPUS:-$CUDA_GPUS}"; BATCH_SIZE="${BATCH_SIZE:-16}"
     LR="${LR:-2e-4}"; PROJECTOR_LR="${PROJECTOR_LR:-2e-5}"; LORA_R="${LORA_R:-128}"; LORA_ALPHA="${LORA_ALPHA:-256}"
     MODEL_MAX_LENGTH="${MODEL_MAX_LENGTH:-2048}"; VAL_SUBSET="${VAL_SUBSET:-500}"
@@ -93,7 +115,36 @@ REPORT_TO="${REPORT_TO:-wandb}"
 
 # --- 1. Data: converted already, or convert now (clear message when inputs are missing) ---
 converted() { [ -f "$DATA_DIR/train.json" ] && [ -f "$DATA_DIR/val_subset.json" ] && [ -f "$DATA_DIR/summary.json" ]; }
-if ! converted; then
+if ! converted && [ "$DATASET" = custom ]; then
+    if [ -z "$CUSTOM_INPUT" ]; then
+        {
+            echo "error: DATASET=custom needs DATA_DIR to be a folder written by python -m llava.data.vqa"
+            echo "(train.json, val_subset.json, summary.json); $DATA_DIR has none. Convert your data first:"
+            echo "  python -m llava.data.vqa --input my_vqa.csv --out $DATA_DIR --val-fraction 0.1"
+            echo "or set CUSTOM_INPUT=my_vqa.csv to convert it here. See docs/CUSTOM_DATA.md."
+        } >&2
+        exit 2
+    fi
+    run "$PYTHON" -m llava.data.vqa --input "$CUSTOM_INPUT" --out "$DATA_DIR" \
+        --val-fraction "$VAL_FRACTION" --val-size "$VAL_SUBSET"
+elif ! converted && [ "$DATASET" = aokvqa ]; then
+    missing=()
+    for split in train val; do
+        [ -f "$AOKVQA_DIR/aokvqa_v1p0_$split.json" ] || [ -n "${DRY_RUN:-}" ] || missing+=("$AOKVQA_DIR/aokvqa_v1p0_$split.json")
+        [ -d "$COCO_DIR/${split}2017" ] || [ -n "${DRY_RUN:-}" ] || missing+=("$COCO_DIR/${split}2017/")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        {
+            echo "error: A-OKVQA is not here yet. Missing:"
+            printf '  %s\n' "${missing[@]}"
+            echo "Get aokvqa_v1p0_{train,val}.json into AOKVQA_DIR and COCO 2017 train/val images"
+            echo "(http://images.cocodataset.org/zips/train2017.zip, val2017.zip) into COCO_DIR. See docs/CUSTOM_DATA.md."
+        } >&2
+        exit 2
+    fi
+    run "$PYTHON" -m llava.data.aokvqa --aokvqa-dir "$AOKVQA_DIR" --coco-dir "$COCO_DIR" --out "$DATA_DIR" \
+        --val-size "$VAL_SUBSET"
+elif ! converted; then
     if [ -n "${HF_TRAIN:-}" ] || [ -n "${HF_VAL:-}" ]; then
         read -r -a HF_TRAIN_FILES <<< "${HF_TRAIN:?HF_TRAIN is needed with HF_VAL}"
         read -r -a HF_VAL_FILES <<< "${HF_VAL:?HF_VAL is needed with HF_TRAIN}"
@@ -121,7 +172,9 @@ if ! converted; then
     fi
     run "$PYTHON" -m llava.data.okvqa "${SOURCE[@]}" --out "$DATA_DIR" --val-size "$VAL_SUBSET"
 fi
-if [ -n "${DRY_RUN:-}" ] && ! converted; then IMAGE_FOLDER="$COCO_DIR"; else
+if [ -n "${DRY_RUN:-}" ] && ! converted; then
+    IMAGE_FOLDER="$COCO_DIR"; [ "$DATASET" = custom ] && IMAGE_FOLDER=$(dirname "$CUSTOM_INPUT")
+else
     IMAGE_FOLDER=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["image_folder"])' "$DATA_DIR/summary.json")
 fi
 if [ "$MODE" != demo ] && [ ! -e "$MODEL_NAME_OR_PATH" ]; then
@@ -171,15 +224,34 @@ run "$DEEPSPEED" --num_gpus "$NUM_GPUS" llava/train/train_mem.py \
     "$@"
 
 # --- 3. Answer the whole val split with the best model, 4. score it ---
-ANSWERS="$OUTPUT_DIR/eval/okvqa_val_answers.jsonl"
+ANSWERS="$OUTPUT_DIR/eval/${DATASET}_val_answers.jsonl"
+MC_ANSWERS="$OUTPUT_DIR/eval/${DATASET}_val_answers_mc.jsonl"
 # model_vqa resumes a killed answering run; answers older than the model are stale.
-if [ -f "$ANSWERS" ] && [ "$ANSWERS" -ot "$OUTPUT_DIR/adapter_model.safetensors" ]; then run rm "$ANSWERS"; fi
+for file in "$ANSWERS" "$MC_ANSWERS"; do
+    if [ -f "$file" ] && [ "$file" -ot "$OUTPUT_DIR/adapter_model.safetensors" ]; then run rm "$file"; fi
+done
 # One GPU holds the merged 7B model; device_map=auto would spread it over all of them.
 DEVICE=cuda:0; [ "$MODE" = demo ] && DEVICE=cpu
-run "$PYTHON" -m llava.eval.model_vqa \
-    --model-path "$OUTPUT_DIR" --model-base "$MODEL_NAME_OR_PATH" \
-    --question-file "$DATA_DIR/val_questions.jsonl" --image-folder "$IMAGE_FOLDER" \
-    --answers-file "$ANSWERS" --conv-mode vicuna_v1 --temperature 0 --max-new-tokens 16 \
-    --batch-size "$ANSWER_BATCH_SIZE" --device "$DEVICE"
-run "$PYTHON" -m llava.eval.eval_okvqa --answers "$ANSWERS" \
-    --annotations "$DATA_DIR/val_annotations.json" --json "$OUTPUT_DIR/eval/okvqa_val_score.json"
+answer() {  # answer(question file, answers file)
+    run "$PYTHON" -m llava.eval.model_vqa \
+        --model-path "$OUTPUT_DIR" --model-base "$MODEL_NAME_OR_PATH" \
+        --question-file "$1" --image-folder "$IMAGE_FOLDER" \
+        --answers-file "$2" --conv-mode vicuna_v1 --temperature 0 --max-new-tokens 16 \
+        --batch-size "$ANSWER_BATCH_SIZE" --device "$DEVICE"
+}
+answer "$DATA_DIR/val_questions.jsonl" "$ANSWERS"
+# A-OKVQA is scored by llava.eval.eval_vqa (direct answer and multiple choice) where it exists.
+if [ "$DATASET" = aokvqa ] && "$PYTHON" -c "import llava.eval.eval_vqa" >/dev/null 2>&1; then
+    run "$PYTHON" -m llava.eval.eval_vqa --answers "$ANSWERS" \
+        --annotations "$DATA_DIR/val_annotations.json" --json "$OUTPUT_DIR/eval/${DATASET}_val_score.json"
+    answer "$DATA_DIR/val_questions_mc.jsonl" "$MC_ANSWERS"
+    run "$PYTHON" -m llava.eval.eval_vqa --task multiple-choice --answers "$MC_ANSWERS" \
+        --annotations "$DATA_DIR/val_annotations.json" --json "$OUTPUT_DIR/eval/${DATASET}_val_score_mc.json"
+else
+    if [ "$DATASET" = aokvqa ]; then
+        echo "note: llava.eval.eval_vqa is not installed: direct answers scored with llava.eval.eval_okvqa," \
+            "multiple choice not run" >&2
+    fi
+    run "$PYTHON" -m llava.eval.eval_okvqa --answers "$ANSWERS" \
+        --annotations "$DATA_DIR/val_annotations.json" --json "$OUTPUT_DIR/eval/${DATASET}_val_score.json"
+fi

@@ -54,11 +54,17 @@ PATCHES: dict[str, dict] = {
     "0002-okvqa-converter": {
         "summary": "An OK-VQA converter that gets the data right",
         "adds": [
+            "llava/data/vqa.py",
             "llava/data/okvqa.py",
+            "llava/data/aokvqa.py",
             "docs/OKVQA.md",
+            "docs/CUSTOM_DATA.md",
             "scripts/benchmark_okvqa_converter.py",
+            "scripts/benchmark_vqa_converter.py",
             "tests/data/conftest.py",
             "tests/data/test_okvqa.py",
+            "tests/data/test_vqa.py",
+            "tests/data/test_aokvqa.py",
         ],
     },
 }

@@ -104,3 +104,58 @@ def test_cpu_demo_end_to_end(tmp_path):
     assert {"adapter_model.safetensors", "non_lora_trainables.bin", "config.json"} <= {p.name for p in output.iterdir()}
     answers = (output / "eval" / "okvqa_val_answers.jsonl").read_text().splitlines()
     assert len(answers) == 24
+
+
+@pytest.mark.parametrize(
+    ("dataset", "converter", "scorer"),
+    [
+        ("aokvqa", "python -m llava.data.aokvqa --aokvqa-dir", "llava.eval.eval_"),
+        ("custom", "python -m llava.data.vqa --input", "llava.eval.eval_okvqa"),
+    ],
+)
+def test_demo_takes_each_dataset(tmp_path, dataset, converter, scorer):
+    result = run_script({"MODE": "demo", "DRY_RUN": "1", "DEMO_DIR": str(tmp_path / "demo"), "DATASET": dataset})
+    printed = result.stdout.replace(".venv/bin/", "")
+    assert f"llava.data.synthetic --layout {'csv' if dataset == 'custom' else dataset}" in printed
+    assert converter in printed and f"--out {tmp_path / 'demo' / dataset}" in printed
+    flags = train_flags(result.stdout)
+    assert flags[flags.index("--data_path") + 1] == str(tmp_path / "demo" / dataset / "train.json")
+    assert f"eval/{dataset}_val_answers.jsonl" in printed and scorer in printed
+    parse_with_real_files(flags, tmp_path)
+
+
+def test_custom_data_dir_is_used_as_converted(tmp_path):
+    data = tmp_path / "my_vqa"
+    data.mkdir()
+    for name in ("train.json", "val_subset.json"):
+        (data / name).write_text("[]")
+    (data / "summary.json").write_text(json.dumps({"image_folder": str(tmp_path / "pictures")}))
+    result = run_script({"MODE": "gpu", "DRY_RUN": "1", "DATASET": "custom", "DATA_DIR": str(data)})
+    flags = train_flags(result.stdout)
+    assert flags[flags.index("--image_folder") + 1] == str(tmp_path / "pictures")
+    assert "llava.data" not in result.stdout  # nothing converted
+    assert f"--annotations {data / 'val_annotations.json'}" in result.stdout
+    assert "checkpoints/llava-v1.5-7b-custom-qlora" in result.stdout
+
+
+def test_custom_without_converted_data_says_how_to_convert(tmp_path):
+    result = run_script({"MODE": "gpu", "DATASET": "custom", "DATA_DIR": str(tmp_path / "none")}, check=False)
+    assert result.returncode == 2
+    assert "python -m llava.data.vqa --input my_vqa.csv" in result.stderr and "CUSTOM_DATA.md" in result.stderr
+    result = run_script({"MODE": "gpu", "DATASET": "vqav2"}, check=False)
+    assert result.returncode == 2 and "DATASET must be okvqa, aokvqa or custom" in result.stderr
+
+
+@pytest.mark.slow
+def test_cpu_demo_on_custom_csv_data_end_to_end(tmp_path):
+    """DATASET=custom: synthetic CSV -> llava.data.vqa -> QLoRA -> answers -> score."""
+    output = tmp_path / "llava-tiny-custom-qlora"
+    result = run_script({"MODE": "demo", "DATASET": "custom", "DEMO_DIR": str(tmp_path / "demo"),
+                         "OUTPUT_DIR": str(output), "EPOCHS": "1", "DEMO_TRAIN_SIZE": "64",
+                         "DEMO_VAL_SIZE": "24", "VAL_SUBSET": "12", "OMP_NUM_THREADS": "1"}, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    summary = json.loads((tmp_path / "demo" / "custom" / "summary.json").read_text())
+    assert summary["image_folder"] == str((tmp_path / "demo" / "raw_csv" / "csv").resolve())
+    score = json.loads((output / "eval" / "custom_val_score.json").read_text())
+    assert score["count"] == summary["splits"]["val"]["questions"] == 22
+    assert 0 <= score["vqa_accuracy"] <= 100
