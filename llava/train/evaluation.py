@@ -84,7 +84,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from llava.utils import atomic_path, write_atomic
+from llava.utils import atomic_path, finite_or_none, write_atomic
 
 logger = logging.getLogger("llava")
 
@@ -749,7 +749,8 @@ class LLaVAEvaluator:
         }
         history = [old for old in read_history(folder) if old["global_step"] < global_step]
         history.append(entry)
-        write_atomic(folder / HISTORY_FILE, json.dumps(history, indent=1) + "\n")
+        # A diverged evaluation has NaN metrics: written as null, so the file stays JSON.
+        write_atomic(folder / HISTORY_FILE, json.dumps(finite_or_none(history), indent=1, allow_nan=False) + "\n")
         plot_curves(history, folder / CURVES_FILE)
         return folder
 

@@ -21,6 +21,7 @@ from transformers import Trainer
 from transformers.trainer import rotate_checkpoints
 
 from llava.train import checkpointing
+from llava.train.guards import DivergenceGuard
 
 logger = logging.getLogger("llava")
 
@@ -157,6 +158,28 @@ class LLaVATrainer(Trainer):
         if os.path.exists(os.path.join(resume_from_checkpoint, checkpointing.NON_LORA_FILE)):
             checkpointing.load_non_lora_trainables(target, resume_from_checkpoint)
 
+    # Set by train() (steps.build_trainer); None turns the divergence checks off.
+    divergence_guard: DivergenceGuard | None = None
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """One micro-batch; stops the run (every rank) when its loss is not finite.
+
+        ``sample_ids`` (added by the training collator) name the batch's records in the error.
+        """
+        sample_ids = inputs.pop("sample_ids", None)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.divergence_guard is not None:
+            self.divergence_guard.check_loss(loss, self.state.global_step, sample_ids)
+        return loss
+
+    def _maybe_log_save_evaluate(self, tr_loss, grad_norm, *args, **kwargs):
+        """Check the optimizer step before anything of it is logged or saved."""
+        if self.divergence_guard is not None:
+            self.divergence_guard.check_step(
+                grad_norm, self.accelerator.optimizer_step_was_skipped, self.state.global_step
+            )
+        return super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
+
     # [patch 0001-eval-between-epochs]
     # Evaluation between epochs (llava.train.evaluation.LLaVAEvaluator); set by train().
     llava_evaluator = None
@@ -168,6 +191,20 @@ class LLaVATrainer(Trainer):
         if evaluator is not None and getattr(dataloader, "dataset", None) is evaluator.eval_dataset:
             return evaluator.evaluation_loop(self, metric_key_prefix)
         return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+
+    def _determine_best_metric(self, metrics, trial):
+        """A non-finite metric (a diverged evaluation) never becomes the best checkpoint."""
+        import math
+
+        name = self.args.metric_for_best_model
+        if name is not None:
+            key = name if name.startswith("eval_") else f"eval_{name}"
+            value = metrics.get(key)
+            if value is not None and not math.isfinite(float(value)):
+                logger.warning("%s is %s at step %d: not a candidate for the best checkpoint.",
+                               key, value, self.state.global_step)
+                return False
+        return super()._determine_best_metric(metrics, trial)
 
     def _load_best_model(self):
         """Also restore the projector: for a PEFT model the Trainer reloads only the adapter."""
