@@ -87,11 +87,24 @@ class DivergenceGuard:
     trains on and saves non-finite weights.
     """
 
-    def __init__(self, max_nonfinite_steps: int):
+    def __init__(self, max_nonfinite_steps: int, output_dir: str | os.PathLike | None = None):
         if max_nonfinite_steps < 1:
             raise ValueError(f"--max_nonfinite_steps must be at least 1, got {max_nonfinite_steps}")
         self.max_nonfinite_steps = max_nonfinite_steps
+        self.output_dir = output_dir
         self.skipped_in_a_row = 0
+
+    def check_weights(self, named_parameters, step: int, what: str) -> None:
+        """Before ``what`` (a checkpoint, the final model) is saved: every trainable tensor is finite.
+
+        Every rank checks its own (under ZeRO-3: its partition) and all agree.
+        """
+        bad = [name for name, param in named_parameters
+               if param.requires_grad and param.numel() and not bool(torch.isfinite(param.detach()).all())]
+        if any_rank(bool(bad)):
+            detail = f": {bad[:5]}" if bad else " (on another rank)"
+            raise TrainingDiverged(f"trainable weights are non-finite at step {step}{detail}; {what} was not saved"
+                                   + self._advice())
 
     def check_loss(self, loss: torch.Tensor, step: int, sample_ids: Sequence | None) -> None:
         """After each micro-batch's backward: every rank agrees whether any loss was non-finite."""
@@ -123,12 +136,16 @@ class DivergenceGuard:
         if not math.isfinite(norm):
             raise TrainingDiverged(f"the gradient norm is {norm} at step {step}" + self._advice())
 
-    @staticmethod
-    def _advice() -> str:
+    def _advice(self) -> str:
+        kept = "the last complete checkpoint-N in --output_dir is kept"
+        if self.output_dir is not None:
+            from llava.train.steps import latest_checkpoint
+
+            latest = latest_checkpoint(str(self.output_dir))
+            kept = f"the last complete checkpoint is {latest}" if latest else "no checkpoint was saved before"
         return (
-            ". The run stopped before saving anything non-finite; the last complete checkpoint-N in "
-            "--output_dir is kept. Lower --learning_rate (or --mm_projector_lr), check those samples, "
-            "then run the same command again to resume from that checkpoint."
+            f". The run stopped before saving anything non-finite; {kept}. Lower --learning_rate "
+            "(or --mm_projector_lr) and check those samples; the same command resumes from the last checkpoint."
         )
 
 
@@ -151,6 +168,7 @@ class PreemptionGuard(TrainerCallback):
         self.requested: str | None = None
         self.preempted = False
         self._parent = os.getppid()
+        self._watched = _launcher_pids(self._parent)
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
@@ -171,8 +189,15 @@ class PreemptionGuard(TrainerCallback):
             logger.warning("%s received: finishing the current step, then saving a checkpoint and exiting.", name)
 
     def launcher_gone(self) -> bool:
-        """True when the process that started this worker has exited (this worker was re-parented)."""
-        return os.getppid() != self._parent
+        """True when a launcher of this worker has exited (this worker would run on as an orphan).
+
+        Watched: under a launcher (``LOCAL_RANK`` set) the parent, and under
+        ``deepspeed.launcher.launch`` also the ``deepspeed`` runner above it. A plain
+        ``python train.py`` watches nothing (``nohup ... &`` then logging out is fine).
+        """
+        if not self._watched:
+            return False
+        return os.getppid() != self._parent or not all(_process_alive(pid) for pid in self._watched)
 
     def on_step_end(self, args, state, control, **kwargs):
         local = self.requested is not None
@@ -193,13 +218,36 @@ class PreemptionGuard(TrainerCallback):
 
 
 def _process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): kill(0) is all we know
+    return state not in ("Z", "X")
+
+
+def _launcher_pids(parent: int) -> list[int]:
+    """The launcher processes a worker watches: see ``PreemptionGuard.launcher_gone``."""
+    if "LOCAL_RANK" not in os.environ:
+        return []
+    watched = [parent]
+    try:
+        with open(f"/proc/{parent}/cmdline", "rb") as file:
+            command = file.read().replace(b"\0", b" ").decode(errors="replace")
+        with open(f"/proc/{parent}/stat", encoding="ascii", errors="replace") as stat:
+            grandparent = int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return watched
+    if "deepspeed.launcher.launch" in command and grandparent > 1:
+        watched.append(grandparent)
+    return watched
 
 
 class OutputDirLock:

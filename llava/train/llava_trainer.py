@@ -224,6 +224,10 @@ class LLaVATrainer(Trainer):
         return self._staging_root or super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model, trial, *args, **kwargs):
+        if self.divergence_guard is not None:
+            self.divergence_guard.check_weights(
+                self.model.named_parameters(), self.state.global_step, f"checkpoint-{self.state.global_step}"
+            )
         run_dir = self._get_output_dir(trial)
         folder = f"checkpoint-{self.state.global_step}"
         staging_root = os.path.join(run_dir, checkpointing.STAGING_DIR)

@@ -167,7 +167,7 @@ def build_trainer(model, tokenizer, training_args, data_module, callbacks=None, 
     trainer = LLaVATrainer(
         model=model, processing_class=tokenizer, args=training_args, callbacks=callbacks, **data_module
     )
-    trainer.divergence_guard = DivergenceGuard(training_args.max_nonfinite_steps)
+    trainer.divergence_guard = DivergenceGuard(training_args.max_nonfinite_steps, training_args.output_dir)
     return trainer
 
 
@@ -237,6 +237,8 @@ def fit(trainer, training_args, preemption=None) -> None:
 
 def save(trainer, model, training_args) -> None:
     """The final save in upstream's layout (every rank joins; rank 0 writes)."""
+    if trainer.divergence_guard is not None:
+        trainer.divergence_guard.check_weights(model.named_parameters(), trainer.state.global_step, "the final model")
     model.config.use_cache = True
     os.makedirs(training_args.output_dir, exist_ok=True)
     from llava.train.checkpointing import safe_save_model_for_hf_trainer
