@@ -40,8 +40,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temporary)
-        # mkstemp creates 0600; give the file the mode a plain open() would (team-readable
-        # under the usual umask 022 / 002), unless the block set one itself.
+        # Deviation from upstream: upstream writes in place, so its files follow the umask. mkstemp
+        # creates 0600; give the file the mode a plain open() would (team-readable under the usual
+        # umask 022 / 002), unless the block set one itself.
         if os.stat(temporary).st_mode & 0o777 == 0o600:
             os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, target)

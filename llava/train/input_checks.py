@@ -12,6 +12,8 @@ Each problem is a sentence that says what to fix:
 
 A name is a local path when it exists, or when it cannot be a Hub id
 (``org/name``): it starts with ``/``, ``.`` or ``~``, or has more than one ``/``.
+
+Deviation from upstream: upstream finds these at the first save or while loading.
 """
 
 from __future__ import annotations

@@ -131,6 +131,19 @@ def check_training_data(tokenizer, template, model_args, data_args, training_arg
     )
 
 
+def record_base_model(model, model_args) -> None:
+    """Record the base (name and weight fingerprint) in the config every output saves.
+
+    Every rank calls this (under ZeRO-3 the embedding is gathered). A loader then
+    refuses to apply the run to a different base (``llava.model.base_record``).
+    """
+    from llava.model.base_record import fingerprint_embeddings, record_base
+    from llava.train.checkpointing import gathered_copy
+
+    weight = gathered_copy(model.get_input_embeddings().weight)
+    record_base(model.config, model_args.model_name_or_path, fingerprint_embeddings(weight))
+
+
 def build_data(tokenizer, template, data_args, entries):
     from llava.train.data import make_supervised_data_module
 

@@ -89,6 +89,7 @@ def _fit_and_save(model_args, data_args, training_args, attn_implementation, cal
     template = steps.conversation_template(model_args.version)
     entries = steps.check_training_data(tokenizer, template, model_args, data_args, training_args)
     model = steps.build_model(model_args, data_args, training_args, tokenizer, attn_implementation)
+    steps.record_base_model(model, model_args)
     data_module = steps.build_data(tokenizer, template, data_args, entries)
     # [patch 0001-eval-between-epochs]
     evaluator = steps.build_evaluator(tokenizer, template, model_args, data_args, training_args)
