@@ -180,18 +180,6 @@ class LLaVATrainer(Trainer):
             )
         return super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
 
-    # [patch 0001-eval-between-epochs]
-    # Evaluation between epochs (llava.train.evaluation.LLaVAEvaluator); set by train().
-    llava_evaluator = None
-
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
-                        metric_key_prefix="eval"):
-        """The validation set goes to the LLaVA evaluator (token-weighted loss, generation, VQA accuracy)."""
-        evaluator = self.llava_evaluator
-        if evaluator is not None and getattr(dataloader, "dataset", None) is evaluator.eval_dataset:
-            return evaluator.evaluation_loop(self, metric_key_prefix)
-        return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
-
     def _determine_best_metric(self, metrics, trial):
         """A non-finite metric (a diverged evaluation) never becomes the best checkpoint."""
         import math
@@ -205,6 +193,18 @@ class LLaVATrainer(Trainer):
                                key, value, self.state.global_step)
                 return False
         return super()._determine_best_metric(metrics, trial)
+
+    # [patch 0001-eval-between-epochs]
+    # Evaluation between epochs (llava.train.evaluation.LLaVAEvaluator); set by train().
+    llava_evaluator = None
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """The validation set goes to the LLaVA evaluator (token-weighted loss, generation, VQA accuracy)."""
+        evaluator = self.llava_evaluator
+        if evaluator is not None and getattr(dataloader, "dataset", None) is evaluator.eval_dataset:
+            return evaluator.evaluation_loop(self, metric_key_prefix)
+        return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
 
     def _load_best_model(self):
         """Also restore the projector: for a PEFT model the Trainer reloads only the adapter."""
