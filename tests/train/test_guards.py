@@ -282,3 +282,17 @@ def test_workers_whose_launcher_died_checkpoint_and_stop(tiny_llava_dir, colour_
     os.kill(run.process.pid, signal.SIGTERM)  # the deepspeed runner alone: it dies without passing it on
     run.wait_group_gone()
     assert "The launcher (PID" in run.output and latest_checkpoint(str(output)) is not None, run.output[-4000:]
+
+
+@pytest.mark.slow
+def test_a_diverged_zero2_run_stops_every_rank_with_status_3(tiny_llava_dir, colour_vqa_dir, tmp_path):
+    output = tmp_path / "diverged-zero2-lora"
+    launcher = deepspeed_command(2, "zero2.json")
+    launcher.remove(str(ROOT / "tests" / "train" / "fingerprint_train.py"))
+    launcher.insert(5, str(ROOT / "llava" / "train" / "train.py"))
+    flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, learning_rate="1e20",
+                         mm_projector_lr="1e20")
+    result = subprocess.run([*launcher, *flags], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == EXIT_DIVERGED, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "error: training diverged:" in result.stderr
+    assert not (output / "adapter_model.safetensors").exists()
