@@ -208,9 +208,17 @@ class PreemptionGuard(TrainerCallback):
         if any_rank(local, args.device):
             self.preempted = True
             control.should_save = True
+            control.should_evaluate = False  # the grace period is for the checkpoint, not an evaluation
             control.should_training_stop = True
             logger.warning("Stopping at step %d: a checkpoint is being written (reason: %s).",
                            state.global_step, self.requested or "another rank was signalled")
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        """After a preemption the loop ends mid-epoch: no end-of-epoch evaluation or second save."""
+        if self.preempted:
+            control.should_evaluate = False
+            control.should_save = False
         return control
 
 

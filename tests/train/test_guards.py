@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -118,6 +119,22 @@ def test_sigterm_sets_the_flag_and_a_second_sigint_interrupts():
         guard.uninstall()
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler) or callable(
         signal.getsignal(signal.SIGTERM))
+
+
+def test_a_preempted_step_saves_without_evaluating_and_the_cut_epoch_neither(tmp_path):
+    from transformers import TrainerControl, TrainerState
+
+    guard = PreemptionGuard()
+    args = SimpleNamespace(device=torch.device("cpu"))
+    control = TrainerControl(should_evaluate=True)
+    guard.on_step_end(args, TrainerState(global_step=5), control)
+    assert not guard.preempted and control.should_evaluate and not control.should_save
+    guard.requested = "SIGTERM"
+    guard.on_step_end(args, TrainerState(global_step=6), control)
+    assert guard.preempted and control.should_save and control.should_training_stop and not control.should_evaluate
+    end = TrainerControl(should_evaluate=True, should_save=True)  # what --eval/save_strategy epoch would ask
+    guard.on_epoch_end(args, TrainerState(global_step=6), end)
+    assert not end.should_evaluate and not end.should_save
 
 
 def test_a_plain_process_watches_no_launcher(monkeypatch):
