@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file writes, and upstream's ``disable_torch_init``.
+"""Small shared helpers: atomic file writes (with the user's umask, like a plain open()), and upstream's ``disable_torch_init``.
 
 Every output of this project (data files, predictions, checkpoint files) is
 written under a temporary name in the target's folder and renamed into place, so
@@ -14,6 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """This process's umask (read from /proc on Linux: no change, so safe with threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces ``path`` when the block succeeds.
@@ -26,6 +40,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temporary)
+        # Deviation from upstream: upstream writes in place, so its files follow the umask. mkstemp
+        # creates 0600; give the file the mode a plain open() would (team-readable under the usual
+        # umask 022 / 002), unless the block set one itself.
+        if os.stat(temporary).st_mode & 0o777 == 0o600:
+            os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -47,3 +66,19 @@ def disable_torch_init() -> None:
     model creation; transformers 5 already skips initialising weights that
     ``from_pretrained`` loads, so no global is patched.
     """
+
+
+def finite_or_none(value):
+    """``value`` with every NaN / infinity (in nested dicts and lists) replaced by None.
+
+    ``json.dumps`` writes those as bare ``NaN`` / ``Infinity``, which is not JSON.
+    """
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(item) for item in value]
+    return value

@@ -182,7 +182,31 @@ if [ "$MODE" != demo ] && [ ! -e "$MODEL_NAME_OR_PATH" ]; then
 fi
 
 # --- 2. Train, evaluating after every epoch; the best epoch by VQA accuracy ends in OUTPUT_DIR ---
-run "$DEEPSPEED" --num_gpus "$NUM_GPUS" llava/train/train_mem.py \
+# A free port unless MASTER_PORT is set: two jobs on one node would both take 29500 (EADDRINUSE).
+MASTER_PORT="${MASTER_PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}"
+# SIGTERM/SIGINT (Slurm, Kubernetes, Ctrl-C) go to the whole training tree: the workers finish
+# their step, write a checkpoint and exit; then this script exits 75 (run it again to resume).
+# Killing the deepspeed runner alone would leave the launcher and the workers running.
+train_tree() {
+    if [ -n "${DRY_RUN:-}" ]; then run "$@"; return; fi
+    setsid "$@" &  # its own process group, so one kill reaches the runner, launcher and workers
+    local group=$! signalled=""
+    forward() { signalled=1; kill "-$1" -- "-$group" 2>/dev/null || true; }
+    trap 'forward TERM' TERM; trap 'forward INT' INT
+    local status=0
+    while :; do
+        wait "$group" && status=0 || status=$?
+        kill -0 "$group" 2>/dev/null || break  # wait returns early when a signal arrives
+    done
+    while kill -0 -- "-$group" 2>/dev/null; do sleep 1; done  # workers may outlive the runner
+    trap - TERM INT
+    if [ -n "$signalled" ]; then
+        echo "Training was stopped by a signal; its checkpoint is in $OUTPUT_DIR: run the same command to resume." >&2
+        exit 75
+    fi
+    return "$status"
+}
+train_tree "$DEEPSPEED" --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" llava/train/train_mem.py \
     --lora_enable True --lora_r "$LORA_R" --lora_alpha "$LORA_ALPHA" --mm_projector_lr "$PROJECTOR_LR" \
     --bits 4 \
     --deepspeed "$DEEPSPEED_CONFIG" \

@@ -64,6 +64,7 @@ def merge_lora(
     device: str = "cpu",
     dtype: str = "auto",
     overwrite: bool = False,
+    allow_base_mismatch: bool = False,
 ) -> Path:
     """Merge the run at ``model_path`` into ``model_base`` and save a full checkpoint at ``save_model_path``."""
     from llava.mm_utils import get_model_name_from_path
@@ -79,7 +80,7 @@ def merge_lora(
 
     tokenizer, model, _, _ = load_pretrained_model(
         str(run), model_base, get_model_name_from_path(str(run)),
-        device_map=device, device=device, dtype=torch.float32,
+        device_map=device, device=device, dtype=torch.float32, allow_base_mismatch=allow_base_mismatch,
     )
     model.to(out_dtype)
     # Deviation from upstream: the CLIP tower is not saved (never read back; it loads from mm_vision_tower).
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dtype of the saved weights (default auto: the dtype the run's config records)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --save-model-path once the merged checkpoint is complete")
+    parser.add_argument("--allow-base-mismatch", action="store_true",
+                        help="merge into a --model-base other than the base the run recorded")
     return parser
 
 
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = merge_lora(args.model_path, args.model_base, args.save_model_path,
-                     device=args.device, dtype=args.dtype, overwrite=args.overwrite)
+                     device=args.device, dtype=args.dtype, overwrite=args.overwrite,
+                     allow_base_mismatch=args.allow_base_mismatch)
     print(f"wrote {out}")
     return out
 

@@ -99,7 +99,7 @@ def eval_model(args: argparse.Namespace) -> Path:
     model_name = get_model_name_from_path(model_path)
     tokenizer, model, image_processor, _ = load_pretrained_model(
         model_path, args.model_base, model_name, load_8bit=args.load_8bit, load_4bit=args.load_4bit,
-        device=args.device,
+        device=args.device, allow_base_mismatch=args.allow_base_mismatch,
     )
     template = conv_templates[args.conv_mode]
     settings = GenerationSettings(
@@ -156,6 +156,8 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
     parser.add_argument("--device", type=str, default="cuda", help="cuda or cpu (cuda falls back to cpu without CUDA)")
     parser.add_argument("--load-4bit", action="store_true")
     parser.add_argument("--load-8bit", action="store_true")
+    parser.add_argument("--allow-base-mismatch", action="store_true",
+                        help="load a LoRA / projector run on a --model-base other than the one it recorded")
 
 
 def build_parser() -> argparse.ArgumentParser:

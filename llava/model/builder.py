@@ -88,6 +88,7 @@ def load_pretrained_model(
     device_map="auto",
     device: str = "cuda",
     use_flash_attn: bool = False,
+    allow_base_mismatch: bool = False,
     **kwargs,
 ):
     """Load a LLaVA checkpoint for inference: ``(tokenizer, model, image_processor, context_len)``.
@@ -97,6 +98,8 @@ def load_pretrained_model(
     default (float16 on CUDA, float32 on the CPU) and any other ``from_pretrained``
     argument, passed on as upstream does (``attn_implementation`` wins over
     ``use_flash_attn``). Remote code never runs unless ``trust_remote_code=True`` is passed.
+    A LoRA / projector-only run loads only on the base it recorded, unless
+    ``allow_base_mismatch`` (see ``llava.model.base_record``).
     """
     from transformers import AutoTokenizer
 
@@ -132,7 +135,7 @@ def load_pretrained_model(
             )
         tokenizer = AutoTokenizer.from_pretrained(model_base, use_fast=False)
         loader = load_lora_checkpoint if kind == "lora" else load_projector_checkpoint
-        model = loader(model_dir, model_base, load_kwargs)
+        model = loader(model_dir, model_base, load_kwargs, allow_base_mismatch=allow_base_mismatch)
 
     image_processor = None
     if getattr(model.config, "mm_vision_tower", None):

@@ -83,11 +83,15 @@ def run_config(run_dir: Path):
     return config
 
 
-def load_lora_checkpoint(run_dir, model_base: str, load_kwargs: dict):
-    """Base model with the run's config, its non-LoRA weights, and the merged adapter."""
+def load_lora_checkpoint(run_dir, model_base: str, load_kwargs: dict, allow_base_mismatch: bool = False):
+    """Base model with the run's config, its non-LoRA weights, and the merged adapter.
+
+    The base must be the one the run recorded (``llava.model.base_record``) unless ``allow_base_mismatch``.
+    """
     from peft import PeftModel
 
     from llava.model import LlavaLlamaForCausalLM
+    from llava.model.base_record import check_base
 
     run = Path(run_dir)
     _require(run / "config.json", "a LoRA run saves the LLaVA config next to the adapter")
@@ -95,18 +99,21 @@ def load_lora_checkpoint(run_dir, model_base: str, load_kwargs: dict):
     config = run_config(run)
     _check_base_fits(config, model_base)
     model = LlavaLlamaForCausalLM.from_pretrained(model_base, config=config, **load_kwargs)
+    check_base(run, config, model_base, model, allow_base_mismatch)
     applied = load_non_lora_weights(model, run)
     logger.info("Applied %d non-LoRA tensors from %s", len(applied), run / NON_LORA_FILE)
     model = PeftModel.from_pretrained(model, str(run))
     return model.merge_and_unload()
 
 
-def load_projector_checkpoint(run_dir, model_base: str, load_kwargs: dict):
-    """Base model with the run's config and its ``mm_projector.bin``."""
+def load_projector_checkpoint(run_dir, model_base: str, load_kwargs: dict, allow_base_mismatch: bool = False):
+    """Base model with the run's config and its ``mm_projector.bin`` (base checked as for LoRA)."""
     from llava.model import LlavaLlamaForCausalLM
+    from llava.model.base_record import check_base
 
     run = Path(run_dir)
     config = run_config(run)
     model = LlavaLlamaForCausalLM.from_pretrained(model_base, config=config, **load_kwargs)
+    check_base(run, config, model_base, model, allow_base_mismatch)
     model.get_model().load_projector_weights(str(_require(run / PROJECTOR_FILE, "a projector-only run saves it")))
     return model

@@ -42,6 +42,8 @@ from typing import Any
 import transformers
 from transformers.hf_argparser import string_to_bool
 
+from llava.train.input_checks import check_run_inputs
+
 __all__ = [
     "LEGACY_FLAGS",
     "ArgumentError",
@@ -276,6 +278,20 @@ class TrainingArguments(transformers.TrainingArguments):
     group_by_modality_length: bool = field(
         default=False,
         metadata={"help": "Batch image and text-only samples separately, each grouped by length."},
+    )
+    # Run guards (llava/train/guards.py, docs/TRAINING.md "Exit statuses").
+    max_nonfinite_steps: int = field(
+        default=3,
+        metadata={
+            "help": "Stop the run (exit status 3) when this many optimizer steps in a row were skipped for "
+            "overflow; a non-finite loss or gradient norm stops it at once."
+        },
+    )
+    # Deviation from upstream: transformers replaces a NaN/inf step loss by the running mean in
+    # the logs (so a diverged run logs 0 or a plausible loss); here NaN is logged as NaN.
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={"help": "Replace a NaN/inf step loss by the running mean in the logs (off: NaN shows as NaN)."},
     )
 
 
@@ -802,6 +818,7 @@ _CHECKS: tuple[Callable[[Any, Any, Any], list[str]], ...] = (
     _check_lora,
     _check_data,
     _check_evaluation,
+    check_run_inputs,
 )
 
 

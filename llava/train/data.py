@@ -408,6 +408,9 @@ class LazySupervisedDataset(Dataset):
         self.data_args = data_args
         self.template = resolve_template(conversation_template)
         self.num_unlearnable_samples = 0  # counted in this process (each DataLoader worker has its own)
+        # Training sets this: items then carry "sample_id" (the record's id, else its index in the
+        # file), the collator gathers them as "sample_ids", and a diverged step names its batch.
+        self.with_sample_ids = False
         logger.info("Training data: %d records from %s (tokenized lazily)", len(self.list_data_dict), self.data_path)
 
     def __len__(self) -> int:
@@ -484,7 +487,10 @@ class LazySupervisedDataset(Dataset):
                 item["image"] = self._zero_image()  # keeps batches uniform; no image token, so unused
             except DatasetError as error:
                 raise DatasetError(f"{self._where(i)}: {error}") from error
-        return {key: item[key] for key in ("input_ids", "labels", "image") if key in item}
+        result = {key: item[key] for key in ("input_ids", "labels", "image") if key in item}
+        if self.with_sample_ids:
+            result["sample_id"] = entry.get("id", f"entry {self.entry_indices[i]}")
+        return result
 
 
 # ------------------------------------------------------------------- collator
@@ -543,6 +549,8 @@ class DataCollatorForSupervisedDataset:
             padding_value=IGNORE_INDEX,
         )[:, :max_length]
         batch: dict[str, Any] = dict(input_ids=input_ids, labels=labels, attention_mask=input_ids.ne(pad_id))
+        if "sample_id" in instances[0]:  # training only: LLaVATrainer.training_step takes them out
+            batch["sample_ids"] = [instance["sample_id"] for instance in instances]
         if "image" in instances[0]:
             images = [instance.get("image") for instance in instances]
             if all(image is not None and image.shape == images[0].shape for image in images):

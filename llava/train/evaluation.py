@@ -91,7 +91,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from llava.metrics.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
-from llava.utils import atomic_path, write_atomic
+from llava.utils import atomic_path, finite_or_none, write_atomic
 
 logger = logging.getLogger("llava")
 
@@ -861,7 +861,8 @@ class LLaVAEvaluator:
         }
         history = [old for old in read_history(folder) if old["global_step"] < global_step]
         history.append(entry)
-        write_atomic(folder / HISTORY_FILE, json.dumps(history, indent=1) + "\n")
+        # A diverged evaluation has NaN metrics: written as null, so the file stays JSON.
+        write_atomic(folder / HISTORY_FILE, json.dumps(finite_or_none(history), indent=1, allow_nan=False) + "\n")
         plot_curves(history, folder / CURVES_FILE)
         return folder
 

@@ -22,6 +22,7 @@ from transformers.trainer import rotate_checkpoints
 
 from llava.train import checkpointing
 from llava.train.fronts import get_mm_adapter_state_maybe_zero_3, maybe_zero_3  # noqa: F401 (upstream's names here too)
+from llava.train.guards import DivergenceGuard
 
 logger = logging.getLogger("llava")
 
@@ -176,6 +177,42 @@ class LLaVATrainer(Trainer):
         if os.path.exists(os.path.join(resume_from_checkpoint, checkpointing.NON_LORA_FILE)):
             checkpointing.load_non_lora_trainables(target, resume_from_checkpoint)
 
+    # Set by train() (steps.build_trainer); None turns the divergence checks off.
+    divergence_guard: DivergenceGuard | None = None
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """One micro-batch; stops the run (every rank) when its loss is not finite.
+
+        ``sample_ids`` (added by the training collator) name the batch's records in the error.
+        """
+        sample_ids = inputs.pop("sample_ids", None)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.divergence_guard is not None:
+            self.divergence_guard.check_loss(loss, self.state.global_step, sample_ids)
+        return loss
+
+    def _maybe_log_save_evaluate(self, tr_loss, grad_norm, *args, **kwargs):
+        """Check the optimizer step before anything of it is logged or saved."""
+        if self.divergence_guard is not None:
+            self.divergence_guard.check_step(
+                grad_norm, self.accelerator.optimizer_step_was_skipped, self.state.global_step
+            )
+        return super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
+
+    def _determine_best_metric(self, metrics, trial):
+        """A non-finite metric (a diverged evaluation) never becomes the best checkpoint."""
+        import math
+
+        name = self.args.metric_for_best_model
+        if name is not None:
+            key = name if name.startswith("eval_") else f"eval_{name}"
+            value = metrics.get(key)
+            if value is not None and not math.isfinite(float(value)):
+                logger.warning("%s is %s at step %d: not a candidate for the best checkpoint.",
+                               key, value, self.state.global_step)
+                return False
+        return super()._determine_best_metric(metrics, trial)
+
     # [patch 0001-eval-between-epochs]
     # Evaluation between epochs (llava.train.evaluation.LLaVAEvaluator); set by train().
     llava_evaluator = None
@@ -206,6 +243,10 @@ class LLaVATrainer(Trainer):
         return self._staging_root or super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model, trial, *args, **kwargs):
+        if self.divergence_guard is not None:
+            self.divergence_guard.check_weights(
+                self.model.named_parameters(), self.state.global_step, f"checkpoint-{self.state.global_step}"
+            )
         run_dir = self._get_output_dir(trial)
         folder = f"checkpoint-{self.state.global_step}"
         staging_root = os.path.join(run_dir, checkpointing.STAGING_DIR)

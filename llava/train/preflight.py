@@ -56,6 +56,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "data_file_missing": "the data file does not exist",
     "invalid_json": "the data file is not well-formed JSON",
     "not_a_list": "the data file must hold a JSON list of records",
+    "no_records": "the data file holds no records: there is nothing to train on",
     "entry_not_object": "a record must be a JSON object",
     "missing_conversations": "'conversations' must be a non-empty list of turns",
     "bad_turn": "each turn must be an object with string 'from' and 'value'",
@@ -68,11 +69,11 @@ PROBLEM_KINDS: dict[str, str] = {
     "image_key_missing": "<image> appears in a record without an 'image' key",
     "multiple_image_tokens": "more than one <image> in a record (one image per record)",
     "image_missing": "the image file does not exist",
-    "image_unreadable": "the image file cannot be read as an image",
+    "image_unreadable": "the image file cannot be decoded (corrupt or truncated)",
     "no_learnable_tokens": "the record has no answer tokens to learn",
     "answer_truncated": "every answer token lies beyond model_max_length once the image is spliced in",
 }
-FILE_LEVEL_KINDS = ("data_file_missing", "invalid_json", "not_a_list")
+FILE_LEVEL_KINDS = ("data_file_missing", "invalid_json", "not_a_list", "no_records")
 # Images checked in parallel, with a progress bar from this many on.
 PROGRESS_BAR_FROM = 256
 
@@ -210,7 +211,11 @@ def _load(data_path: str, report: PreflightReport) -> list | None:
 
     try:
         with open(data_path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            text = handle.read()
+        if not text.strip():
+            return fail("no_records", f"data file {data_path} is empty: write the training records into it "
+                        "(a JSON list of LLaVA conversation records) or point --data_path at the right file")
+        data = json.loads(text)
     except FileNotFoundError:
         return fail("data_file_missing", f"data file {data_path} does not exist")
     except json.JSONDecodeError as error:
@@ -219,6 +224,9 @@ def _load(data_path: str, report: PreflightReport) -> list | None:
         return fail("invalid_json", f"data file {data_path} is not UTF-8 text: {error}")
     if not isinstance(data, list):
         return fail("not_a_list", f"data file {data_path} holds a JSON {type(data).__name__}, not a list of records")
+    if not data:
+        return fail("no_records", f"data file {data_path} is an empty list: nothing to train on; "
+                    "point --data_path at the file with the records")
     return data
 
 
@@ -240,7 +248,13 @@ def _check_image_file(path: str) -> tuple[str, str] | None:
         return "image_missing", f"image {path} does not exist"
     try:
         with Image.open(path) as image:
-            image.verify()
+            image.verify()  # the container (cheap); verify() leaves the image unusable, so reopen
+        with Image.open(path) as image:
+            # Decode every pixel, as training will: a truncated file fails only here. JPEGs
+            # decode at 1/8 scale (draft), which still reads the whole compressed stream.
+            if image.format == "JPEG":
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
     except Exception as error:  # PIL raises many types for a bad file (OSError, SyntaxError, struct.error, ...)
         return "image_unreadable", f"image {path} cannot be read: {type(error).__name__}: {error}"
     return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from llava.train.model_setup import build_model, load_tokenizer  # noqa: F401  (re-exported steps)
@@ -129,6 +131,19 @@ def check_training_data(tokenizer, template, model_args, data_args, training_arg
     )
 
 
+def record_base_model(model, model_args) -> None:
+    """Record the base (name and weight fingerprint) in the config every output saves.
+
+    Every rank calls this (under ZeRO-3 the embedding is gathered). A loader then
+    refuses to apply the run to a different base (``llava.model.base_record``).
+    """
+    from llava.model.base_record import fingerprint_embeddings, record_base
+    from llava.train.checkpointing import gathered_copy
+
+    weight = gathered_copy(model.get_input_embeddings().weight)
+    record_base(model.config, model_args.model_name_or_path, fingerprint_embeddings(weight))
+
+
 def build_data(tokenizer, template, data_args, entries):
     from llava.train.data import make_supervised_data_module
 
@@ -153,12 +168,45 @@ def with_evaluation(data_module: dict, evaluator) -> dict:
 # [/patch 0001-eval-between-epochs]
 
 
-def build_trainer(model, tokenizer, training_args, data_module, callbacks=None):
+def build_trainer(model, tokenizer, training_args, data_module, callbacks=None, preemption=None):
+    """The Trainer, with the divergence guard and (when given) the preemption guard attached."""
+    from llava.train.guards import DivergenceGuard
     from llava.train.llava_trainer import LLaVATrainer
 
-    return LLaVATrainer(
+    callbacks = list(callbacks or [])
+    if preemption is not None:
+        callbacks.append(preemption)
+    data_module["train_dataset"].with_sample_ids = True  # a diverged step names its batch
+    trainer = LLaVATrainer(
         model=model, processing_class=tokenizer, args=training_args, callbacks=callbacks, **data_module
     )
+    trainer.divergence_guard = DivergenceGuard(training_args.max_nonfinite_steps, training_args.output_dir)
+    return trainer
+
+
+@contextmanager
+def output_dir_lock(training_args) -> Iterator[None]:
+    """Hold ``--output_dir`` for this run (rank 0) and clean leftovers of an interrupted save.
+
+    Runs before the process group exists, so the rank comes from the launcher's ``RANK``.
+    """
+    from llava.train.guards import OutputDirLock, clean_interrupted_saves
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with OutputDirLock(training_args.output_dir):
+        clean_interrupted_saves(training_args.output_dir)
+        yield
+
+
+def start_preemption_guard():
+    """SIGTERM / SIGINT from now on: finish the step, checkpoint, exit 75 (see guards.PreemptionGuard)."""
+    from llava.train.guards import PreemptionGuard
+
+    guard = PreemptionGuard()
+    guard.install()
+    return guard
 
 
 def latest_checkpoint(output_dir: str) -> str | None:
@@ -174,19 +222,36 @@ def latest_checkpoint(output_dir: str) -> str | None:
     return str(max(candidates)[1]) if candidates else None
 
 
-def fit(trainer, training_args) -> None:
-    """Train, resuming from ``--resume_from_checkpoint`` or the newest checkpoint in ``--output_dir``."""
+def fit(trainer, training_args, preemption=None) -> None:
+    """Train, resuming from ``--resume_from_checkpoint`` or the newest checkpoint in ``--output_dir``.
+
+    With a ``preemption`` guard: a signal before training exits at once (nothing to save);
+    one during training ends with a checkpoint and ``Preempted`` (exit status 75).
+    """
+    from llava.train.guards import Preempted, any_rank
+
     checkpoint = training_args.resume_from_checkpoint or latest_checkpoint(training_args.output_dir)
+    if preemption is not None and any_rank(preemption.requested is not None, training_args.device):
+        logger.warning("Stopped (%s) before training began; nothing to save.", preemption.requested or "signal")
+        raise Preempted()
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     else:
         logger.info("Starting a fresh run in %s", training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
+    if preemption is not None and preemption.preempted:
+        logger.warning(
+            "Preempted: checkpoint-%d is saved in %s. Run the same command again to resume from it.",
+            trainer.state.global_step, training_args.output_dir,
+        )
+        raise Preempted()
     trainer.save_state()
 
 
 def save(trainer, model, training_args) -> None:
     """The final save in upstream's layout (every rank joins; rank 0 writes)."""
+    if trainer.divergence_guard is not None:
+        trainer.divergence_guard.check_weights(model.named_parameters(), trainer.state.global_step, "the final model")
     model.config.use_cache = True
     os.makedirs(training_args.output_dir, exist_ok=True)
     from llava.train.checkpointing import safe_save_model_for_hf_trainer

@@ -87,25 +87,46 @@ def train(attn_implementation: str | None = None, argv: list[str] | None = None,
 
     steps.configure_logging()
     model_args, data_args, training_args = parse_args(argv)
+    with steps.output_dir_lock(training_args):
+        return _train(model_args, data_args, training_args, attn_implementation, callbacks)
+
+
+def _train(model_args, data_args, training_args, attn_implementation, callbacks):
+    """The run itself, while this run holds ``--output_dir``."""
+    from llava.train import steps
+
+    preemption = steps.start_preemption_guard()
+    try:
+        return _fit_and_save(model_args, data_args, training_args, attn_implementation, callbacks, preemption)
+    finally:
+        preemption.uninstall()
+
+
+def _fit_and_save(model_args, data_args, training_args, attn_implementation, callbacks, preemption):
+    from llava.train import steps
+
     steps.init_distributed(training_args)
     steps.configure_reporting(training_args)
     tokenizer = steps.load_tokenizer(model_args, training_args)
     template = steps.conversation_template(model_args.version)
     entries = steps.check_training_data(tokenizer, template, model_args, data_args, training_args)
     model = steps.build_model(model_args, data_args, training_args, tokenizer, attn_implementation)
+    steps.record_base_model(model, model_args)
     data_module = steps.build_data(tokenizer, template, data_args, entries)
     # [patch 0001-eval-between-epochs]
     evaluator = steps.build_evaluator(tokenizer, template, model_args, data_args, training_args)
     data_module = steps.with_evaluation(data_module, evaluator)
     # [/patch 0001-eval-between-epochs]
-    trainer = steps.build_trainer(model, tokenizer, training_args, data_module, callbacks)
+    trainer = steps.build_trainer(model, tokenizer, training_args, data_module, callbacks, preemption)
     # [patch 0001-eval-between-epochs]
     trainer.llava_evaluator = evaluator
     # [/patch 0001-eval-between-epochs]
-    steps.fit(trainer, training_args)
+    steps.fit(trainer, training_args, preemption)
     steps.save(trainer, model, training_args)
     return trainer
 
 
 if __name__ == "__main__":
-    train()
+    from llava.train.guards import run_main
+
+    run_main(train)

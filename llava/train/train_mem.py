@@ -13,4 +13,6 @@ if __package__ in (None, ""):  # run as a script
 from llava.train.train import train  # noqa: E402
 
 if __name__ == "__main__":
-    train(attn_implementation="flash_attention_2")
+    from llava.train.guards import run_main
+
+    run_main(train, attn_implementation="flash_attention_2")

@@ -37,6 +37,11 @@ def parse_with_real_files(flags: list[str], tmp_path: Path):
         (tmp_path / name).write_text("[]")
         flags[flags.index(flag) + 1] = str(tmp_path / name)
     flags[flags.index("--image_folder") + 1] = str(tmp_path / "images")
+    for flag in ("--model_name_or_path", "--vision_tower"):  # the demo's tiny model, not built in a dry run
+        folder = Path(flags[flags.index(flag) + 1])
+        if folder.is_absolute():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "config.json").write_text("{}")
     return parse_args(flags)
 
 
@@ -159,3 +164,70 @@ def test_cpu_demo_on_custom_csv_data_end_to_end(tmp_path):
     score = json.loads((output / "eval" / "custom_val_score.json").read_text())
     assert score["count"] == summary["splits"]["val"]["questions"] == 22
     assert 0 <= score["vqa_accuracy"] <= 100
+
+
+def test_master_port_is_free_unless_set(tmp_path):
+    env = {"MODE": "gpu", "DRY_RUN": "1", "DATA_DIR": str(tmp_path / "d")}
+    first = train_flags_line(run_script(env).stdout)
+    assert "--master_port" in first and first[first.index("--master_port") + 1] != "29500"
+    chosen = train_flags_line(run_script({**env, "MASTER_PORT": "23456"}).stdout)
+    assert chosen[chosen.index("--master_port") + 1] == "23456"
+
+
+def train_flags_line(dry_run_output: str) -> list[str]:
+    line = next(line for line in dry_run_output.splitlines() if "llava/train/train_mem.py" in line)
+    return shlex.split(line)
+
+
+FAKE_DEEPSPEED = """#!/usr/bin/env bash
+# A stand-in for the deepspeed runner: runner -> launcher -> worker, none passing signals on.
+echo "$*" > "$MARK/args"
+bash -c '"$PYTHON" "$MARK/worker.py" & wait' &
+wait
+"""
+FAKE_WORKER = """import os, signal, sys, time
+mark = os.environ["MARK"]
+def stop(number, frame):
+    time.sleep(0.5)  # "finish the step and save"
+    open(os.path.join(mark, "worker-got-" + signal.Signals(number).name), "w").close()
+    sys.exit(75)
+signal.signal(signal.SIGTERM, stop)
+open(os.path.join(mark, "ready"), "w").close()
+time.sleep(120)
+"""
+
+
+def test_sigterm_to_the_script_reaches_the_workers_and_exits_75(tmp_path):
+    import signal
+    import sys
+    import time
+
+    mark = tmp_path / "mark"
+    mark.mkdir()
+    (mark / "worker.py").write_text(FAKE_WORKER)
+    fake = tmp_path / "deepspeed"
+    fake.write_text(FAKE_DEEPSPEED)
+    fake.chmod(0o755)
+    data = tmp_path / "okvqa"
+    data.mkdir()
+    for name in ("train.json", "val_subset.json"):
+        (data / name).write_text("[]")
+    (data / "summary.json").write_text(json.dumps({"image_folder": str(tmp_path)}))
+    env = {**os.environ, "WANDB_MODE": "disabled", "MODE": "gpu", "DATA_DIR": str(data), "DEEPSPEED": str(fake),
+           "MARK": str(mark), "PYTHON": sys.executable, "OUTPUT_DIR": str(tmp_path / "out")}
+    script = subprocess.Popen(["bash", str(SCRIPT)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (mark / "ready").exists():
+            assert script.poll() is None and time.monotonic() < deadline, script.communicate()
+            time.sleep(0.1)
+        script.send_signal(signal.SIGTERM)  # the script alone, as a scheduler does
+        stdout, stderr = script.communicate(timeout=60)
+    finally:
+        if script.poll() is None:
+            script.kill()
+    assert script.returncode == 75, stderr
+    assert (mark / "worker-got-SIGTERM").exists()  # the grandchild got it
+    assert "run the same command to resume" in stderr
+    assert "--master_port" in (mark / "args").read_text()

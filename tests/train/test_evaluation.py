@@ -331,6 +331,16 @@ def test_history_keeps_earlier_evaluations_and_replaces_later_ones(tmp_path):
     assert json.loads((tmp_path / EVAL_FOLDER / HISTORY_FILE).read_text()) == history
 
 
+def test_a_nan_evaluation_is_written_as_null(tmp_path):
+    evaluator = LLaVAEvaluator(None, [], image_folder=None, output_dir=tmp_path)
+    evaluator.write_outputs(1, 9, float("nan"), {"vqa_accuracy": float("nan"), "exact_match": 0.0,
+                                                 "per_category": {"other": float("inf")}, "count": 4})
+    text = (tmp_path / EVAL_FOLDER / HISTORY_FILE).read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    entry = json.loads(text)[0]
+    assert entry["eval_loss"] is None and entry["vqa_accuracy"] is None and entry["per_category"] == {"other": None}
+
+
 def test_evaluation_loop_names_metrics_as_the_trainer_does(tiny_llava, tokenizer, validation_dir, colour_vqa_dir,
                                                            tmp_path):
     evaluator = evaluator_for(tiny_llava, tokenizer, validation_dir, colour_vqa_dir, tmp_path, eval_max_samples=3)

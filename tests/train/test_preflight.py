@@ -83,7 +83,7 @@ def test_each_problem_kind_names_file_and_entry(folder, tiny_tokenizer, kind, re
 
 
 def test_every_entry_level_kind_has_a_case():
-    file_level = {"data_file_missing", "invalid_json", "not_a_list"}
+    file_level = {"data_file_missing", "invalid_json", "not_a_list", "no_records"}
     assert {case[0] for case in CASES} | file_level | {"answer_truncated", "template_mismatch"} == set(PROBLEM_KINDS)
 
 
@@ -209,3 +209,39 @@ def test_cli_exit_codes_and_kept_file(folder, tiny_tokenizer_dir, capsys):
     assert [entry["id"] for entry in json.loads(kept_path.read_text())] == ["a"]
     (folder / "train.json").write_text(json.dumps([good("a")]), encoding="utf-8")
     assert main(cli_args(folder, tiny_tokenizer_dir)) == 0
+
+
+def _truncated_jpeg(folder, write_image):
+    """A JPEG cut to 60% of its bytes: its header verifies, its pixels do not decode."""
+    from PIL import Image
+
+    path = folder / "images" / "cut.jpg"
+    Image.effect_noise((320, 240), 60).convert("RGB").save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    with Image.open(path) as image:
+        image.verify()  # what the old check did: passes
+    return path
+
+
+def test_truncated_image_is_found_by_decoding(folder, tiny_tokenizer, write_image, make_data_args):
+    _truncated_jpeg(folder, write_image)
+    report = check(folder, tiny_tokenizer, [good("fine"), good("cut", "cut.jpg")])
+    assert report.counts == {"image_unreadable": 1}, report.format()
+    assert "entry 1 (id 'cut')" in str(report.problems[0]) and "cut.jpg cannot be read" in str(report.problems[0])
+    kept = report.entries_or_raise(skip_flagged=True)
+    assert [entry["id"] for entry in kept] == ["fine"]
+    dataset = LazySupervisedDataset(str(folder / "train.json"), tiny_tokenizer, make_data_args(image_folder=str(folder / "images")),
+                                    "v1", entries=kept)
+    assert dataset[0]["input_ids"].numel() > 0  # the kept record trains
+
+
+@pytest.mark.parametrize("content, text", [("", "is empty"), ("  \n", "is empty"), ("[]", "is an empty list")])
+def test_a_data_file_without_records_is_refused(folder, tiny_tokenizer, content, text):
+    path = folder / "train.json"
+    path.write_text(content)
+    report = run_preflight(str(path), str(folder / "images"), tiny_tokenizer, "v1", 512, 16)
+    assert report.counts == {"no_records": 1} and report.file_unusable
+    with pytest.raises(PreflightError) as raised:
+        report.entries_or_raise(skip_flagged=True)
+    assert str(path) in str(raised.value) and text in str(raised.value)
