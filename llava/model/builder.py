@@ -88,7 +88,6 @@ def load_pretrained_model(
     device_map="auto",
     device: str = "cuda",
     use_flash_attn: bool = False,
-    allow_base_mismatch: bool = False,
     **kwargs,
 ):
     """Load a LLaVA checkpoint for inference: ``(tokenizer, model, image_processor, context_len)``.
@@ -99,13 +98,15 @@ def load_pretrained_model(
     argument, passed on as upstream does (``attn_implementation`` wins over
     ``use_flash_attn``). Remote code never runs unless ``trust_remote_code=True`` is passed.
     A LoRA / projector-only run loads only on the base it recorded, unless
-    ``allow_base_mismatch`` (see ``llava.model.base_record``).
+    ``allow_base_mismatch=True`` is passed (see ``llava.model.base_record``); it is
+    read from ``kwargs`` so the signature stays upstream's.
     """
     from transformers import AutoTokenizer
 
     from llava.model import LlavaLlamaForCausalLM
     from llava.model.attention import FLASH, resolve_attn_implementation
 
+    allow_base_mismatch = bool(kwargs.pop("allow_base_mismatch", False))
     device = resolve_device(device)
     dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None) or default_dtype(device)
     load_kwargs = dict(kwargs)
