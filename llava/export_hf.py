@@ -65,18 +65,15 @@ checkpoint was saved in). The folder is written under a temporary name next to
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+from llava.utils import atomic_output_dir
 
 logger = logging.getLogger("llava")
 
@@ -87,45 +84,6 @@ _LLAVA_ONLY_KEYS = ("architectures", "model_type", "_name_or_path", "transformer
 
 
 # ------------------------------------------------------------------ atomic output
-
-
-@contextlib.contextmanager
-def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty staging folder next to ``out``; rename it to ``out`` when the block succeeds.
-
-    On an error the staging folder is removed and ``out`` is untouched. An
-    existing ``out`` is an error unless ``overwrite``; then it is replaced only
-    once the new folder is complete.
-    """
-    out = Path(out).resolve()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists: choose another output folder or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging = out.parent / f".{out.name}.partial-{tag}"
-    staging.mkdir()
-    try:
-        yield staging
-        _readable_by_all(staging)
-        if out.exists():
-            retired = out.parent / f".{out.name}.old-{tag}"
-            os.replace(out, retired)
-            os.replace(staging, out)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _readable_by_all(folder: Path) -> None:
-    """Give files the umask's permissions (safetensors and mkstemp write 0600), so a server user can read them."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in folder.rglob("*"):
-        if path.is_file():
-            path.chmod(0o666 & ~umask)
 
 
 # ------------------------------------------------------------------ checks

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from io import BytesIO
 from typing import Any
 
 import torch
@@ -24,8 +23,10 @@ from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 
 
 def load_image_from_base64(image: str) -> Image.Image:
-    """A PIL image from its base64-encoded file bytes."""
-    return Image.open(BytesIO(base64.b64decode(image)))
+    """A PIL image from its base64-encoded file bytes (decoded by ``llava.images.open_image``, mode kept)."""
+    from llava.images import open_image
+
+    return open_image(base64.b64decode(image), mode=None, label="(base64 image)")
 
 
 def expand2square(img: Image.Image, background_color: tuple[int, ...] | int) -> Image.Image:

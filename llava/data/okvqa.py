@@ -72,7 +72,6 @@ from typing import Any
 
 from llava.data import vqa
 from llava.data.vqa import (
-    ANNOTATIONS_FORMAT,
     DEFAULT_PROMPT_SUFFIX,
     ConversionError,
     ConversionSummary,
@@ -80,6 +79,7 @@ from llava.data.vqa import (
     Issue,
     Sample,
 )
+from llava.metrics.annotations import ANNOTATIONS_FORMAT, OKVQA_CATEGORIES
 from llava.utils import write_atomic
 
 __all__ = [
@@ -108,20 +108,7 @@ ANNOTATION_FILES = {split: f"mscoco_{COCO_SPLITS[split]}_annotations.json" for s
 ANSWERS_PER_QUESTION = 10
 _COCO_FILE_NAME = re.compile(r"COCO_(?:train|val)2014_0*(\d+)\.")
 
-# OK-VQA knowledge categories: question_type code -> name.
-CATEGORIES = {
-    "one": "Vehicles and Transportation",
-    "two": "Brands, Companies and Products",
-    "three": "Objects, Material and Clothing",
-    "four": "Sports and Recreation",
-    "five": "Cooking and Food",
-    "six": "Geography, History, Language and Culture",
-    "seven": "People and Everyday Life",
-    "eight": "Plants and Animals",
-    "nine": "Science and Technology",
-    "ten": "Weather and Climate",
-    "other": "Other",
-}
+CATEGORIES = OKVQA_CATEGORIES  # the table lives with the annotation formats, in llava.metrics
 
 # The engine's problem kinds in OK-VQA's words (shared-image checks do not apply here).
 ISSUE_KINDS = {

@@ -51,7 +51,9 @@ from pathlib import Path
 from typing import Any
 
 from llava.constants import DEFAULT_IMAGE_TOKEN
-from llava.eval.vqa_accuracy import most_common_answer
+from llava.images import ImageReadError, image_format, open_image
+from llava.metrics.annotations import ANNOTATIONS_FORMAT
+from llava.metrics.vqa import most_common_answer
 from llava.utils import write_atomic
 
 __all__ = [
@@ -70,7 +72,6 @@ __all__ = [
 
 DEFAULT_OUT_DIR = "playground/data/vqa"
 DEFAULT_PROMPT_SUFFIX = "Answer the question using a single word or phrase."
-ANNOTATIONS_FORMAT = "llava-okvqa-annotations/1"
 IMAGES_DIR = "images"
 # Every file name a conversion may write in --out; stale ones from an earlier run are removed.
 OUTPUT_FILES = (
@@ -552,25 +553,12 @@ def raise_failing(
 # --------------------------------------------------------------------------
 
 
-def _decode(stream: Any) -> str:
-    """Decode an image fully (JPEGs at 1/8 scale: the whole file is still read); its format."""
-    from PIL import Image
-
-    with Image.open(stream) as image:
-        if image.format == "JPEG":
-            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-        image.load()
-        return str(image.format or "")
-
-
 def check_image_file(path: Path) -> str | None:
     """None when the image file decodes, else why not ('missing', 'unreadable: ...')."""
     try:
-        _decode(path)
-    except FileNotFoundError:
-        return "missing"
-    except (OSError, SyntaxError, ValueError) as error:
-        return f"unreadable: {error}"
+        image_format(path)
+    except ImageReadError as error:
+        return "missing" if error.missing else f"unreadable: {error.reason}"
     return None
 
 
@@ -692,21 +680,14 @@ def _prepare_embedded(
     if data.startswith(_JPEG_MAGIC) and not decode:
         return None, data, ".jpg", False
     try:
-        from PIL import Image
-
-        if decode or to_jpeg:
-            image_format = _decode(io.BytesIO(data))
-        else:
-            with Image.open(io.BytesIO(data)) as image:
-                image_format = str(image.format or "")
-        if image_format == "JPEG" or not to_jpeg:
-            return None, data, _EXTENSIONS.get(image_format, ".img"), False
-        with Image.open(io.BytesIO(data)) as image:
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="JPEG", quality=95)
+        found = image_format(data, decode=decode or to_jpeg)
+        if found == "JPEG" or not to_jpeg:
+            return None, data, _EXTENSIONS.get(found, ".img"), False
+        buffer = io.BytesIO()
+        open_image(data).save(buffer, format="JPEG", quality=95)
         return None, buffer.getvalue(), ".jpg", True
-    except (OSError, SyntaxError, ValueError) as error:
-        return f"unreadable: {error}", None, "", False
+    except ImageReadError as error:
+        return f"unreadable: {error.reason}", None, "", False
 
 
 def _write_image(path: Path, data: bytes) -> None:

@@ -39,7 +39,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from llava.metrics.annotations import Annotation, ScoringError, list_ids, load_annotations
+from llava.metrics.annotations import (
+    OKVQA_CATEGORIES,
+    Annotation,
+    ScoringError,
+    list_ids,
+    load_annotations,
+)
 from llava.metrics.choices import score_choices
 from llava.metrics.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from llava.metrics.vqa import score_predictions
@@ -188,14 +194,6 @@ def score_files(
     return scores
 
 
-def _category_names() -> dict[str, str]:
-    try:
-        from llava.data.okvqa import CATEGORIES
-    except ImportError:  # the converter's optional dependencies are missing: codes only
-        return {}
-    return dict(CATEGORIES)
-
-
 def format_report(scores: Mapping, title: str = "VQA") -> str:
     """The scores as a few readable lines; a direct-answer report names the normalisation.
 
@@ -210,7 +208,7 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
                 f"  unparsed        {scores['unparsed']:6d}  (answers naming no option; counted wrong)",
             ]
         )
-    names = _category_names()
+    names = dict(OKVQA_CATEGORIES)
     lines = [
         f"{title} scores for {where}; normalization {scores['normalization']}, "
         f"{'stemmed' if scores['stem'] else 'not stemmed'})",

@@ -78,10 +78,9 @@ def _batches(items: list, size: int):
 
 def eval_model(args: argparse.Namespace) -> Path:
     """Answer every not-yet-answered question of this chunk; returns the answers file."""
-    from PIL import Image
-
     from llava.conversation import conv_templates
     from llava.eval.generation import GenerationSettings, answer_batch, build_prompt
+    from llava.images import open_image
     from llava.mm_utils import get_model_name_from_path, process_images
     from llava.model.builder import load_pretrained_model
 
@@ -119,7 +118,7 @@ def eval_model(args: argparse.Namespace) -> Path:
                 prompts = [build_prompt(q["text"], template, has_image, mm_start_end) for q in group]
                 images = None
                 if has_image:
-                    pictures = [Image.open(os.path.join(args.image_folder, q["image"])).convert("RGB") for q in group]
+                    pictures = [open_image(os.path.join(args.image_folder, q["image"])) for q in group]
                     images = process_images(pictures, image_processor, model.config)
                 texts = answer_batch(model, tokenizer, prompts, images, settings)
                 for question, text in zip(group, texts, strict=True):

@@ -28,7 +28,6 @@ import argparse
 import logging
 import os
 import re
-from io import BytesIO
 
 logger = logging.getLogger("llava")
 
@@ -76,18 +75,18 @@ def image_files(image_file: str, sep: str) -> list[str]:
 
 
 def load_image(image_file: str):
-    """An RGB PIL image from a path or an http(s) URL; a missing file is an error naming it."""
-    from PIL import Image
+    """An RGB PIL image from a path or an http(s) URL (``llava.images.open_image``); a missing file is an error naming it."""
+    from llava.images import open_image
 
     if image_file.startswith(("http://", "https://")):
         from urllib.request import urlopen
 
         with urlopen(image_file, timeout=60) as response:
-            return Image.open(BytesIO(response.read())).convert("RGB")
+            return open_image(response.read(), label=image_file)
     path = os.path.expanduser(image_file)
     if not os.path.exists(path):
         raise FileNotFoundError(f"--image-file {image_file}: no such file")
-    return Image.open(path).convert("RGB")
+    return open_image(path)
 
 
 def query_with_images(query: str, num_images: int, mm_use_im_start_end: bool) -> str:

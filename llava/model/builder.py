@@ -88,7 +88,6 @@ def load_pretrained_model(
     device_map="auto",
     device: str = "cuda",
     use_flash_attn: bool = False,
-    allow_base_mismatch: bool = False,
     **kwargs,
 ):
     """Load a LLaVA checkpoint for inference: ``(tokenizer, model, image_processor, context_len)``.
@@ -98,8 +97,9 @@ def load_pretrained_model(
     default (float16 on CUDA, float32 on the CPU) and any other ``from_pretrained``
     argument, passed on as upstream does (``attn_implementation`` wins over
     ``use_flash_attn``). Remote code never runs unless ``trust_remote_code=True`` is passed.
-    A LoRA / projector-only run loads only on the base it recorded, unless
-    ``allow_base_mismatch`` (see ``llava.model.base_record``).
+    A LoRA / projector-only run loads only on the base it recorded, unless ``kwargs`` holds
+    ``allow_base_mismatch=True`` (see ``llava.model.base_record``; a keyword, as upstream's
+    signature ends in ``**kwargs``).
     """
     from transformers import AutoTokenizer
 
@@ -107,6 +107,7 @@ def load_pretrained_model(
     from llava.model.attention import FLASH, resolve_attn_implementation
 
     device = resolve_device(device)
+    allow_base_mismatch = bool(kwargs.pop("allow_base_mismatch", False))
     dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None) or default_dtype(device)
     load_kwargs = dict(kwargs)
     load_kwargs["dtype"] = dtype

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from llava import images
 from llava.constants import (
     DEFAULT_IM_END_TOKEN,
     DEFAULT_IM_START_TOKEN,
@@ -122,15 +123,14 @@ def resolve_conv_mode(model_name: str, requested: str | None) -> str:
 
 def open_image(source: str | os.PathLike) -> Image.Image:
     """The picture at ``source`` in RGB; :class:`ChatInputError` naming the file when it cannot be read."""
-    name = os.path.basename(os.fspath(source))
     try:
-        with Image.open(source) as picture:
-            return picture.convert("RGB")
-    except FileNotFoundError as error:
-        raise ChatInputError(f"No such picture: {os.fspath(source)}") from error
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+        return images.open_image(source)
+    except images.ImageReadError as error:
+        if error.missing:
+            raise ChatInputError(f"No such picture: {os.fspath(source)}") from error
         raise ChatInputError(
-            f"Cannot read {name} as a picture ({type(error).__name__}): upload a JPEG, PNG, WebP, GIF or BMP file."
+            f"Cannot read {os.path.basename(os.fspath(source))} as a picture ({error.reason.split(':')[0]}): "
+            "upload a JPEG, PNG, WebP, GIF or BMP file."
         ) from error
 
 

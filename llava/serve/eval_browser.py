@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llava.images import ImageReadError, open_image
+
 EVAL_FOLDER = "eval"  # llava.train.evaluation.EVAL_FOLDER (not imported: serving stays torch-free here)
 HISTORY_FILE = "history.json"
 REQUIRED_KEYS = ("question_id", "question", "prediction", "answers", "vqa_accuracy")
@@ -85,18 +87,16 @@ class RunEvaluations:
         if not relative:
             return None
         if relative not in self._thumbnails:
-            from PIL import Image
-
             try:
-                with Image.open(self.image_path(relative)) as picture:
-                    picture.draft("RGB", (2 * THUMBNAIL_PIXELS, 2 * THUMBNAIL_PIXELS))  # JPEG: decode at 1/2..1/8 scale
-                    small = picture.convert("RGB")
-                    small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+                # JPEG: decode at 1/2..1/8 scale
+                small = open_image(self.image_path(relative), draft=(2 * THUMBNAIL_PIXELS, 2 * THUMBNAIL_PIXELS))
+            except ImageReadError:  # missing or unreadable: the table says so in the cell
+                self._thumbnails[relative] = None
+            else:
+                small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
                 buffer = io.BytesIO()
                 small.save(buffer, format="JPEG", quality=85)
                 self._thumbnails[relative] = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-            except OSError:  # missing or unreadable: the table says so in the cell
-                self._thumbnails[relative] = None
         return self._thumbnails[relative]
 
 
