@@ -334,135 +334,54 @@ _LLAVA_LLAMA_2_SYSTEM = (
     "and assist the user with a variety of tasks using natural language."
 )
 
-conv_vicuna_v0 = Conversation(
-    system=_HUMAN_SYSTEM,
-    roles=("Human", "Assistant"),
+
+# The templates differ only in their system prompt, roles, separators and version tag: one maker per
+# separator style, with upstream's values for that style.
+def _single(system: str, version: str = "Unknown") -> Conversation:
+    return Conversation(system=system, roles=("Human", "Assistant"), messages=(), offset=0,
+                        sep_style=SeparatorStyle.SINGLE, sep="###", version=version)
+
+
+def _two(system: str, version: str = "v1") -> Conversation:
+    return Conversation(system=system, roles=("USER", "ASSISTANT"), messages=(), offset=0,
+                        sep_style=SeparatorStyle.TWO, sep=" ", sep2="</s>", version=version)
+
+
+def _llama_2(system: str, sep: str = "<s>") -> Conversation:
+    return Conversation(system=system, roles=("USER", "ASSISTANT"), messages=(), offset=0,
+                        sep_style=SeparatorStyle.LLAMA_2, sep=sep, sep2="</s>", version="llama_v2")
+
+
+def _mpt(system: str) -> Conversation:
+    return Conversation(system=system, roles=("<|im_start|>user\n", "<|im_start|>assistant\n"), messages=(),
+                        offset=0, sep_style=SeparatorStyle.MPT, sep="<|im_end|>", version="mpt")
+
+
+conv_vicuna_v0 = dataclasses.replace(
+    _single(_HUMAN_SYSTEM),
     messages=(
         ("Human", "What are the key differences between renewable and non-renewable energy sources?"),
         ("Assistant", _VICUNA_V0_EXAMPLE_ANSWER),
     ),
     offset=2,
-    sep_style=SeparatorStyle.SINGLE,
-    sep="###",
 )
-
-conv_vicuna_v1 = Conversation(
-    system=_USER_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="v1",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.TWO,
-    sep=" ",
-    sep2="</s>",
+conv_vicuna_v1 = _two(_USER_SYSTEM)
+conv_llama_2 = _llama_2(_LLAMA_2_SYSTEM)
+conv_llava_llama_2 = _llama_2(_LLAVA_LLAMA_2_SYSTEM)
+conv_mistral_instruct = _llama_2("", sep="")
+conv_chatml_direct = _mpt("<|im_start|>system\nAnswer the questions.")
+conv_mpt = _mpt(
+    "<|im_start|>system\n"
+    "A conversation between a user and an LLM-based AI assistant. "
+    "The assistant gives helpful and honest answers."
 )
-
-conv_llama_2 = Conversation(
-    system=_LLAMA_2_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="llama_v2",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.LLAMA_2,
-    sep="<s>",
-    sep2="</s>",
-)
-
-conv_llava_llama_2 = Conversation(
-    system=_LLAVA_LLAMA_2_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="llama_v2",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.LLAMA_2,
-    sep="<s>",
-    sep2="</s>",
-)
-
-conv_mistral_instruct = Conversation(
-    system="",
-    roles=("USER", "ASSISTANT"),
-    version="llama_v2",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.LLAMA_2,
-    sep="",
-    sep2="</s>",
-)
-
-conv_chatml_direct = Conversation(
-    system="<|im_start|>system\nAnswer the questions.",
-    roles=("<|im_start|>user\n", "<|im_start|>assistant\n"),
-    version="mpt",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.MPT,
-    sep="<|im_end|>",
-)
-
-conv_mpt = Conversation(
-    system=(
-        "<|im_start|>system\n"
-        "A conversation between a user and an LLM-based AI assistant. "
-        "The assistant gives helpful and honest answers."
-    ),
-    roles=("<|im_start|>user\n", "<|im_start|>assistant\n"),
-    version="mpt",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.MPT,
-    sep="<|im_end|>",
-)
-
 conv_llava_plain = Conversation(
-    system="",
-    roles=("", ""),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.PLAIN,
-    sep="\n",
+    system="", roles=("", ""), messages=(), offset=0, sep_style=SeparatorStyle.PLAIN, sep="\n"
 )
-
-conv_llava_v0 = Conversation(
-    system=_HUMAN_SYSTEM,
-    roles=("Human", "Assistant"),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.SINGLE,
-    sep="###",
-)
-
-conv_llava_v0_mmtag = Conversation(
-    system=_MMTAG_SYSTEM,
-    roles=("Human", "Assistant"),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.SINGLE,
-    sep="###",
-    version="v0_mmtag",
-)
-
-conv_llava_v1 = Conversation(
-    system=_HUMAN_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="v1",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.TWO,
-    sep=" ",
-    sep2="</s>",
-)
-
-conv_llava_v1_mmtag = Conversation(
-    system=_MMTAG_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.TWO,
-    sep=" ",
-    sep2="</s>",
-    version="v1_mmtag",
-)
+conv_llava_v0 = _single(_HUMAN_SYSTEM)
+conv_llava_v0_mmtag = _single(_MMTAG_SYSTEM, version="v0_mmtag")
+conv_llava_v1 = _two(_HUMAN_SYSTEM)
+conv_llava_v1_mmtag = _two(_MMTAG_SYSTEM, version="v1_mmtag")
 
 # Upstream 1.2.2.post1's default. Upstream's train() replaces it with the
 # --version template for every version except v0 (and v0.5), so a v0 run

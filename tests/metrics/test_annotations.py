@@ -86,10 +86,3 @@ def test_unknown_layout_and_wrong_format_are_named(tmp_path):
     with pytest.raises(ScoringError, match="format 'other/2'"):
         load_annotations(write(tmp_path / "y.json", {"format": "other/2", "questions": {}}))
 
-
-def test_okvqa_category_table_is_the_converters_and_the_scorers():
-    from llava.data import okvqa
-    from llava.metrics.annotations import OKVQA_CATEGORIES
-
-    assert okvqa.CATEGORIES is OKVQA_CATEGORIES
-    assert len(OKVQA_CATEGORIES) == 11 and OKVQA_CATEGORIES["eight"] == "Plants and Animals"
