@@ -408,6 +408,26 @@ conv_templates: dict[str, Conversation] = {
 }
 
 
+def conv_mode_for_model(model_name: str, mix_is_mistral: bool = False) -> str:
+    """The template upstream's scripts pick from a model's name (``llava-v1.5-7b`` -> ``llava_v1``).
+
+    ``mix_is_mistral``: a name with ``mix`` in it (Mixtral) also gets ``mistral_instruct``, as in
+    upstream's serving code.
+    """
+    name = model_name.lower()
+    if "llama-2" in name:
+        return "llava_llama_2"
+    if "mistral" in name or (mix_is_mistral and "mix" in name):
+        return "mistral_instruct"
+    if "v1.6-34b" in name:
+        return "chatml_direct"
+    if "v1" in name:
+        return "llava_v1"
+    if "mpt" in name:
+        return "mpt"
+    return "llava_v0"
+
+
 def template_for_version(version: str) -> Conversation:
     """The template upstream's ``train()`` trains ``--version`` with (a private copy).
 

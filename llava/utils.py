@@ -7,6 +7,7 @@ a crash leaves the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def current_umask() -> int:
@@ -98,6 +100,22 @@ def _readable_by_all(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(mode)
+
+
+def jsonl_records(path: str | os.PathLike, problems: list[str]) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of a JSON Lines file.
+
+    A line that is not JSON adds ``"PATH:LINE: not valid JSON (why)"`` to ``problems``
+    and is skipped, so a reader can report every bad line at once.
+    """
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield line_number, json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"{path}:{line_number}: not valid JSON ({error.msg})")
 
 
 def disable_torch_init() -> None:

@@ -248,6 +248,11 @@ def flag(
         sample.problem = kind
 
 
+def flag_sample(issues: list[Issue], sample: Sample, kind: str, reason: str) -> None:
+    """:func:`flag` a problem at the sample's own file, id and place."""
+    flag(issues, sample, kind, sample.source_file, sample.question_id, reason, sample.where)
+
+
 def answers_problem(sample: Sample, expected: int | None = None) -> str:
     """Why a sample's answers are unusable ('' when fine); sets the target when fine."""
     answers = sample.answers or []
@@ -277,46 +282,29 @@ def check_text(
     for split, samples in samples_by_split.items():
         seen: set[str] = set()
         for sample in samples:
-            file, where = sample.source_file, sample.where
             key = str(sample.question_id)
             if key in seen:
                 reason = f"repeated in the {split} split"
-                flag(issues, sample, "duplicate_id", file, sample.question_id, reason, where)
+                flag_sample(issues, sample, "duplicate_id", reason)
                 continue
             seen.add(key)
             question = sample.question.strip()
             if not question:
-                flag(
-                    issues,
-                    sample,
-                    "bad_question",
-                    file,
-                    sample.question_id,
-                    "empty question",
-                    where,
-                )
+                flag_sample(issues, sample, "bad_question", "empty question")
             elif DEFAULT_IMAGE_TOKEN in question:
                 reason = f"{DEFAULT_IMAGE_TOKEN} in the question"
-                flag(issues, sample, "bad_question", file, sample.question_id, reason, where)
+                flag_sample(issues, sample, "bad_question", reason)
             sample.question = question
             if sample.answers is None:
                 continue  # flagged by the reader
             reason = answers_problem(sample, expected_answers)
             if reason:
-                flag(issues, sample, "bad_answers", file, sample.question_id, reason, where)
+                flag_sample(issues, sample, "bad_answers", reason)
     if "train" in samples_by_split and "val" in samples_by_split:
         val_ids = {str(sample.question_id) for sample in samples_by_split["val"]}
         for sample in samples_by_split["train"]:
             if str(sample.question_id) in val_ids and sample.problem != "duplicate_id":
-                flag(
-                    issues,
-                    sample,
-                    "duplicate_id",
-                    sample.source_file,
-                    sample.question_id,
-                    "also a val question id",
-                    sample.where,
-                )
+                flag_sample(issues, sample, "duplicate_id", "also a val question id")
 
 
 def format_issues(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llava.data.conversion import EmbeddedSource, Issue, Sample, flag
+from llava.data.conversion import EmbeddedSource, Issue, Sample, flag_sample
 from llava.data.tables import image_batches
 from llava.images import ImageReadError, image_format, open_image
 from llava.utils import write_atomic
@@ -84,15 +84,7 @@ def check_image_files(
     for path in sorted(problems):
         for sample in users[path]:
             reason = f"{sample.image} {problems[path]}"
-            flag(
-                issues,
-                sample,
-                "bad_image",
-                sample.source_file,
-                sample.question_id,
-                reason,
-                sample.where,
-            )
+            flag_sample(issues, sample, "bad_image", reason)
 
 
 def _embedded_value(array: Any, index: int, base: Path) -> bytes | None:
@@ -205,15 +197,7 @@ def extract_embedded(
                     users = groups[rows[row]]
                     if problem or data is None:
                         for sample in users:
-                            flag(
-                                issues,
-                                sample,
-                                "bad_image",
-                                sample.source_file,
-                                sample.question_id,
-                                f"image {problem}",
-                                sample.where,
-                            )
+                            flag_sample(issues, sample, "bad_image", f"image {problem}")
                         continue
                     reencoded += was_reencoded
                     if not users[0].image:

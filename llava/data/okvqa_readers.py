@@ -120,13 +120,13 @@ def read_official_split(
         samples.append(sample)
         if annotation is None:
             reason = f"not in {annotation_path.name}"
-            conversion.flag(issues, sample, "missing_annotation", sample.source_file, question_id, reason)
+            conversion.flag_sample(issues, sample, "missing_annotation", reason)
             continue
         raw = annotation.get("answers")
         sample.answers = [conversion.answer_text(a) for a in raw] if isinstance(raw, list) else []
         sample.question_type = annotation.get("question_type")
         if image_id is None:
-            conversion.flag(issues, sample, "bad_question", sample.source_file, question_id, "no image_id")
+            conversion.flag_sample(issues, sample, "bad_question", "no image_id")
         else:
             sample.image_file = coco_dir / sample.image
     return samples
@@ -221,23 +221,9 @@ def read_hf_split(
             sample.embedded = (source_index, row)
             samples.append(sample)
             if raw_answers is None:
-                conversion.flag(
-                    issues,
-                    sample,
-                    "missing_annotation",
-                    str(path),
-                    question_id,
-                    "no answers in the row",
-                )
+                conversion.flag_sample(issues, sample, "missing_annotation", "no answers in the row")
             if image_id is None:
-                conversion.flag(
-                    issues,
-                    sample,
-                    "bad_image",
-                    str(path),
-                    question_id,
-                    "no COCO image id in the row",
-                )
+                conversion.flag_sample(issues, sample, "bad_image", "no COCO image id in the row")
     if derived:
         notes.append(
             f"{split}: {derived} image ids derived from question ids (question_id // 10), "

@@ -59,7 +59,7 @@ from llava.data.conversion import (
     check_text,
     dump_json,
     field_help,
-    flag,
+    flag_sample,
     id_sort_key,
     option_problems,
     raise_failing,
@@ -363,15 +363,7 @@ def _read_samples(
             if isinstance(image, dict):
                 image = image.get("path")
             if not isinstance(image, str) or not image.strip():
-                flag(
-                    issues,
-                    sample,
-                    "bad_image",
-                    sample.source_file,
-                    sample.question_id,
-                    "no image in the row",
-                    where,
-                )
+                flag_sample(issues, sample, "bad_image", "no image in the row")
                 continue
             key = (table.image_root, image)
             if key not in files:  # rows often share an image; Path objects are slow to build
@@ -448,15 +440,7 @@ def convert(config: VqaConfig) -> ConversionSummary:
         val_images = {s.image_key for s in by_split["val"] if s.problem is None}
         for sample in by_split["train"]:
             if sample.problem is None and sample.image_key in val_images:
-                flag(
-                    issues,
-                    sample,
-                    "shared_image",
-                    sample.source_file,
-                    sample.question_id,
-                    f"{sample.image} is also a val image",
-                    sample.where,
-                )
+                flag_sample(issues, sample, "shared_image", f"{sample.image} is also a val image")
     raise_failing(issues, skipped, "VQA")
     kept = [s for s in samples if s.problem is None]
     kept.sort(key=lambda s: (s.split, id_sort_key(s.question_id)))

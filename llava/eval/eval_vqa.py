@@ -49,7 +49,7 @@ from llava.metrics.annotations import (
 from llava.metrics.choices import score_choices
 from llava.metrics.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from llava.metrics.vqa import score_predictions
-from llava.utils import write_atomic
+from llava.utils import jsonl_records, write_atomic
 
 __all__ = [
     "TASKS",
@@ -74,31 +74,23 @@ def load_answers(path: str | os.PathLike) -> dict[str, str]:
     answers: dict[str, str] = {}
     first_line: dict[str, int] = {}
     problems: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"{path}:{line_number}: not valid JSON ({error.msg})")
-                continue
-            if not isinstance(record, Mapping) or "question_id" not in record:
-                problems.append(f"{path}:{line_number}: an answer needs 'question_id' and 'text'")
-                continue
-            text = record.get("text", record.get("prediction"))
-            if not isinstance(text, str):
-                problems.append(f"{path}:{line_number}: 'text' must be a string; found {text!r}")
-                continue
-            question_id = str(record["question_id"])
-            if question_id in answers:
-                problems.append(
-                    f"{path}:{line_number}: question {question_id} is answered again "
-                    f"(first on line {first_line[question_id]}); keep one answer per question"
-                )
-                continue
-            answers[question_id] = text
-            first_line[question_id] = line_number
+    for line_number, record in jsonl_records(path, problems):
+        if not isinstance(record, Mapping) or "question_id" not in record:
+            problems.append(f"{path}:{line_number}: an answer needs 'question_id' and 'text'")
+            continue
+        text = record.get("text", record.get("prediction"))
+        if not isinstance(text, str):
+            problems.append(f"{path}:{line_number}: 'text' must be a string; found {text!r}")
+            continue
+        question_id = str(record["question_id"])
+        if question_id in answers:
+            problems.append(
+                f"{path}:{line_number}: question {question_id} is answered again "
+                f"(first on line {first_line[question_id]}); keep one answer per question"
+            )
+            continue
+        answers[question_id] = text
+        first_line[question_id] = line_number
     if problems:
         raise ScoringError(list_ids(problems, separator="\n"))
     return answers

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from llava.utils import jsonl_records
+
 
 def split_list(items: list, parts: int) -> list[list]:
     """``parts`` consecutive chunks of (roughly) equal size, as upstream splits."""
@@ -37,19 +39,16 @@ def get_chunk(items: list, parts: int, index: int) -> list:
 
 
 def read_questions(path: str) -> list[dict]:
-    questions = []
-    with open(os.path.expanduser(path)) as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                question = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from error
-            missing = [key for key in ("question_id", "text") if key not in question]
-            if missing:
-                raise ValueError(f"{path}:{line_number}: question lacks {missing}")
+    """The questions of a JSONL question file; ValueError naming every bad line."""
+    questions, problems = [], []
+    for line_number, question in jsonl_records(os.path.expanduser(path), problems):
+        missing = [key for key in ("question_id", "text") if key not in question]
+        if missing:
+            problems.append(f"{path}:{line_number}: question lacks {missing}")
+        else:
             questions.append(question)
+    if problems:
+        raise ValueError("\n".join(problems))
     return questions
 
 

@@ -53,18 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def conv_mode_for(model_name: str) -> str:
     """Upstream's template choice from the model name."""
-    name = model_name.lower()
-    if "llama-2" in name:
-        return "llava_llama_2"
-    if "mistral" in name:
-        return "mistral_instruct"
-    if "v1.6-34b" in name:
-        return "chatml_direct"
-    if "v1" in name:
-        return "llava_v1"
-    if "mpt" in name:
-        return "mpt"
-    return "llava_v0"
+    from llava.conversation import conv_mode_for_model
+
+    return conv_mode_for_model(model_name)
 
 
 def image_files(image_file: str, sep: str) -> list[str]:

@@ -36,7 +36,7 @@ from llava.constants import (
     DEFAULT_IMAGE_TOKEN,
     IMAGE_TOKEN_INDEX,
 )
-from llava.conversation import SeparatorStyle, conv_templates
+from llava.conversation import SeparatorStyle, conv_mode_for_model, conv_templates
 from llava.eval.generation import GenerationSettings
 
 logger = logging.getLogger("llava")
@@ -95,18 +95,7 @@ def load_chat_model(model_path: str, model_base: str | None = None, load_8bit: b
 
 def infer_conv_mode(model_name: str) -> str:
     """Upstream's template choice from the model's name (``llava-v1.5-7b`` -> ``llava_v1``)."""
-    name = model_name.lower()
-    if "llama-2" in name:
-        return "llava_llama_2"
-    if "mistral" in name or "mix" in name:
-        return "mistral_instruct"
-    if "v1.6-34b" in name:
-        return "chatml_direct"
-    if "v1" in name:
-        return "llava_v1"
-    if "mpt" in name:
-        return "mpt"
-    return "llava_v0"
+    return conv_mode_for_model(model_name, mix_is_mistral=True)
 
 
 def resolve_conv_mode(model_name: str, requested: str | None) -> str:

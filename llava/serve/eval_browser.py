@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llava.images import ImageReadError, open_image
+from llava.utils import jsonl_records
 
 EVAL_FOLDER = "eval"  # llava.train.evaluation.EVAL_FOLDER (not imported: serving stays torch-free here)
 HISTORY_FILE = "history.json"
@@ -102,20 +103,12 @@ class RunEvaluations:
 
 def _read_predictions(path: Path, problems: list[str]) -> list[dict]:
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"{path}:{line_number}: not valid JSON ({error.msg})")
-                continue
-            missing = [key for key in REQUIRED_KEYS if key not in record]
-            if missing:
-                problems.append(f"{path}:{line_number}: record lacks {missing}")
-                continue
-            records.append(record)
+    for line_number, record in jsonl_records(path, problems):
+        missing = [key for key in REQUIRED_KEYS if key not in record]
+        if missing:
+            problems.append(f"{path}:{line_number}: record lacks {missing}")
+            continue
+        records.append(record)
     return records
 
 
