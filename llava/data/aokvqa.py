@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llava.data import conversion, image_files, output_files
@@ -57,59 +57,22 @@ ISSUE_KINDS = {
 class AokvqaConfig:
     """One A-OKVQA conversion; the command line is generated from these fields."""
 
-    out_dir: Path = field(
-        default=Path(DEFAULT_OUT_DIR),
-        metadata=conversion.field_help(f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"]),
-    )
-    aokvqa_dir: Path | None = field(
-        default=None, metadata=conversion.field_help("folder with aokvqa_v1p0_train.json and aokvqa_v1p0_val.json")
-    )
-    coco_dir: Path | None = field(
-        default=None, metadata=conversion.field_help("folder with COCO 2017 train2017/ and val2017/ images")
-    )
-    splits: list[str] = field(
-        default_factory=lambda: list(SPLITS),
-        metadata=conversion.field_help("splits to convert (default: train val)", choices=SPLITS),
-    )
-    prompt_suffix: str = field(
-        default=conversion.DEFAULT_PROMPT_SUFFIX,
-        metadata=conversion.field_help("line appended to every direct-answer question ('' for none)"),
-    )
-    val_size: int = field(
-        default=0, metadata=conversion.field_help("questions carved into val_subset.json (whole images)")
-    )
-    val_from: str = field(
-        default="val",
-        metadata=conversion.field_help(
-            "draw the subset from val, or from train (removed from train.json)", choices=SPLITS
-        ),
-    )
-    limit: int | None = field(
-        default=None, metadata=conversion.field_help("keep the first N questions (by id) of each split")
-    )
-    seed: int = field(default=0, metadata=conversion.field_help("seed of the subset draw"))
-    skip_bad_answers: bool = field(
-        default=False,
-        metadata=conversion.field_help(
-            "drop questions without ten direct answers, four choices and a valid correct_choice_idx"
-        ),
-    )
-    skip_bad_questions: bool = field(
-        default=False, metadata=conversion.field_help("drop questions with no text, an <image> tag or no image id")
-    )
-    skip_duplicates: bool = field(
-        default=False, metadata=conversion.field_help("drop repeated question ids (the first copy stays)")
-    )
-    skip_bad_images: bool = field(
-        default=False, metadata=conversion.field_help("drop questions whose image is missing or unreadable")
-    )
-    check_images: bool = field(
-        default=True, metadata=conversion.field_help("decode every image (--no-image-check: presence only)")
-    )
-    workers: int | None = field(default=None, metadata=conversion.field_help("threads for the image check"))
-    progress: bool | None = field(
-        default=None, metadata=conversion.field_help("progress bar: true, false, or (default) on a terminal only")
-    )
+    out_dir: Path = conversion.option(Path(DEFAULT_OUT_DIR), f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"])
+    aokvqa_dir: Path | None = conversion.option(None, "folder with aokvqa_v1p0_train.json and aokvqa_v1p0_val.json")
+    coco_dir: Path | None = conversion.option(None, "folder with COCO 2017 train2017/ and val2017/ images")
+    splits: list[str] = conversion.option(text="splits to convert (default: train val)", choices=SPLITS, factory=lambda: list(SPLITS))
+    prompt_suffix: str = conversion.option(conversion.DEFAULT_PROMPT_SUFFIX, "line appended to every direct-answer question ('' for none)")
+    val_size: int = conversion.option(0, "questions carved into val_subset.json (whole images)")
+    val_from: str = conversion.option("val", "draw the subset from val, or from train (removed from train.json)", choices=SPLITS)
+    limit: int | None = conversion.option(None, "keep the first N questions (by id) of each split")
+    seed: int = conversion.option(0, "seed of the subset draw")
+    skip_bad_answers: bool = conversion.option(False, "drop questions without ten direct answers, four choices and a valid correct_choice_idx")
+    skip_bad_questions: bool = conversion.option(False, "drop questions with no text, an <image> tag or no image id")
+    skip_duplicates: bool = conversion.option(False, "drop repeated question ids (the first copy stays)")
+    skip_bad_images: bool = conversion.option(False, "drop questions whose image is missing or unreadable")
+    check_images: bool = conversion.option(True, "decode every image (--no-image-check: presence only)")
+    workers: int | None = conversion.option(None, "threads for the image check")
+    progress: bool | None = conversion.option(None, "progress bar: true, false, or (default) on a terminal only")
 
 
 def _choices_problem(entry: dict) -> str:

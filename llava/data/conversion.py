@@ -50,6 +50,16 @@ def field_help(text: str, **extra: Any) -> dict[str, Any]:
     return {"help": text, **extra}
 
 
+def option(default: Any = None, text: str = "", factory: Callable[[], Any] | None = None, **extra: Any) -> Any:
+    """A config dataclass field with its ``--help`` ``text`` (``factory`` for a list default).
+
+    ``extra`` goes to argparse (``choices``, ``aliases``).
+    """
+    if factory is not None:
+        return field(default_factory=factory, metadata=field_help(text, **extra))
+    return field(default=default, metadata=field_help(text, **extra))
+
+
 @dataclass(frozen=True)
 class Issue:
     """One problem in the input: its kind, file, question id, why, and where ('line 5')."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llava.data import conversion, image_files, okvqa_readers, output_files, tables
@@ -66,99 +66,30 @@ ISSUE_KINDS = {
 class ConvertConfig:
     """Everything one conversion needs; the command line is generated from these fields."""
 
-    out_dir: Path = field(
-        default=Path(DEFAULT_OUT_DIR),
-        metadata=conversion.field_help(f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"]),
-    )
-    okvqa_dir: Path | None = field(
-        default=None,
-        metadata=conversion.field_help(
-            "folder with OpenEnded_mscoco_{train,val}2014_questions.json and "
-            "mscoco_{train,val}2014_annotations.json"
-        ),
-    )
-    coco_dir: Path | None = field(
-        default=None, metadata=conversion.field_help("folder with COCO 2014 train2014/ and val2014/ images")
-    )
-    hf_train: list[Path] = field(
-        default_factory=list,
-        metadata=conversion.field_help(
-            "train split export files (parquet/arrow) or folders of them "
-            "(Multimodal-Fatima/OK-VQA_train, HuggingFaceM4/OK-VQA train)"
-        ),
-    )
-    hf_val: list[Path] = field(
-        default_factory=list,
-        metadata=conversion.field_help(
-            "val2014 split export files or folders of them "
-            "(Multimodal-Fatima/OK-VQA_test, lmms-lab/OK-VQA)"
-        ),
-    )
-    splits: list[str] = field(
-        default_factory=lambda: list(SPLITS),
-        metadata=conversion.field_help(
-            "official files only: splits to convert (default: train val)", choices=SPLITS
-        ),
-    )
-    prompt_suffix: str = field(
-        default=DEFAULT_PROMPT_SUFFIX,
-        metadata=conversion.field_help(
-            f"line appended to every question (default: {DEFAULT_PROMPT_SUFFIX!r}; '' for none)"
-        ),
-    )
-    val_size: int = field(
-        default=0,
-        metadata=conversion.field_help("questions carved into val_subset.json for evaluation between epochs"),
-    )
-    val_from: str = field(
-        default="val",
-        metadata=conversion.field_help(
-            "draw the subset from val, or from train (whole images, removed from train.json)",
-            choices=SPLITS,
-        ),
-    )
-    categories: list[str] | None = field(
-        default=None,
-        metadata=conversion.field_help(
-            "keep only these knowledge categories: codes (one ... ten, other), numbers (1-10) "
-            "or names ('Plants and Animals', or just 'plants')"
-        ),
-    )
-    limit: int | None = field(
-        default=None, metadata=conversion.field_help("keep the first N questions (by id) of each split")
-    )
-    seed: int = field(default=0, metadata=conversion.field_help("seed of the subset draw"))
-    skip_missing_annotations: bool = field(
-        default=False, metadata=conversion.field_help("drop questions without an annotation")
-    )
-    skip_bad_answers: bool = field(
-        default=False, metadata=conversion.field_help("drop questions without ten usable answers")
-    )
-    skip_bad_questions: bool = field(
-        default=False,
-        metadata=conversion.field_help("drop questions with no text, an <image> tag in the text, or no image id"),
-    )
-    skip_duplicates: bool = field(
-        default=False,
-        metadata=conversion.field_help(
-            "drop repeated question ids (the first copy stays; the train copy of a val id goes)"
-        ),
-    )
-    skip_bad_images: bool = field(
-        default=False, metadata=conversion.field_help("drop questions whose image is missing or unreadable")
-    )
-    check_images: bool = field(
-        default=True,
-        metadata=conversion.field_help(
-            "decode every image (--no-image-check: faster; missing images are still found)"
-        ),
-    )
-    workers: int | None = field(
-        default=None, metadata=conversion.field_help("threads for the image check (default: 4 per CPU, at most 32)")
-    )
-    progress: bool | None = field(
-        default=None, metadata=conversion.field_help("progress bar: true, false, or (default) on a terminal only")
-    )
+    out_dir: Path = conversion.option(Path(DEFAULT_OUT_DIR), f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"])
+    okvqa_dir: Path | None = conversion.option(None, "folder with OpenEnded_mscoco_{train,val}2014_questions.json and "
+            "mscoco_{train,val}2014_annotations.json")
+    coco_dir: Path | None = conversion.option(None, "folder with COCO 2014 train2014/ and val2014/ images")
+    hf_train: list[Path] = conversion.option(text="train split export files (parquet/arrow) or folders of them "
+            "(Multimodal-Fatima/OK-VQA_train, HuggingFaceM4/OK-VQA train)", factory=list)
+    hf_val: list[Path] = conversion.option(text="val2014 split export files or folders of them "
+            "(Multimodal-Fatima/OK-VQA_test, lmms-lab/OK-VQA)", factory=list)
+    splits: list[str] = conversion.option(text="official files only: splits to convert (default: train val)", choices=SPLITS, factory=lambda: list(SPLITS))
+    prompt_suffix: str = conversion.option(DEFAULT_PROMPT_SUFFIX, f"line appended to every question (default: {DEFAULT_PROMPT_SUFFIX!r}; '' for none)")
+    val_size: int = conversion.option(0, "questions carved into val_subset.json for evaluation between epochs")
+    val_from: str = conversion.option("val", "draw the subset from val, or from train (whole images, removed from train.json)", choices=SPLITS)
+    categories: list[str] | None = conversion.option(None, "keep only these knowledge categories: codes (one ... ten, other), numbers (1-10) "
+            "or names ('Plants and Animals', or just 'plants')")
+    limit: int | None = conversion.option(None, "keep the first N questions (by id) of each split")
+    seed: int = conversion.option(0, "seed of the subset draw")
+    skip_missing_annotations: bool = conversion.option(False, "drop questions without an annotation")
+    skip_bad_answers: bool = conversion.option(False, "drop questions without ten usable answers")
+    skip_bad_questions: bool = conversion.option(False, "drop questions with no text, an <image> tag in the text, or no image id")
+    skip_duplicates: bool = conversion.option(False, "drop repeated question ids (the first copy stays; the train copy of a val id goes)")
+    skip_bad_images: bool = conversion.option(False, "drop questions whose image is missing or unreadable")
+    check_images: bool = conversion.option(True, "decode every image (--no-image-check: faster; missing images are still found)")
+    workers: int | None = conversion.option(None, "threads for the image check (default: 4 per CPU, at most 32)")
+    progress: bool | None = conversion.option(None, "progress bar: true, false, or (default) on a terminal only")
 
 
 def resolve_category(value: str) -> str:

@@ -41,7 +41,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +58,9 @@ from llava.data.conversion import (
     build_parser,
     check_text,
     dump_json,
-    field_help,
     flag_sample,
     id_sort_key,
+    option,
     option_problems,
     raise_failing,
     raise_option_problems,
@@ -125,69 +125,27 @@ REQUIRED_ROLES = ("image", "question", "answer")
 class VqaConfig:
     """One conversion of generic VQA data; ``python -m llava.data.vqa --help`` lists these fields."""
 
-    input: list[str] = field(
-        default_factory=list,
-        metadata=field_help("input files or folders, split into train/val by --val-fraction"),
-    )
-    splits: list[str] = field(
-        default_factory=list,
-        metadata=field_help("your own split files instead of --input: train=PATH val=PATH (repeatable)"),
-    )
-    out_dir: str = field(
-        default=DEFAULT_OUT_DIR, metadata=field_help("output folder", aliases=["--out"])
-    )
-    image_root: str | None = field(
-        default=None,
-        metadata=field_help("folder relative image paths start from (default: each input's folder)"),
-    )
-    image_column: str | None = field(default=None, metadata=field_help("column with the image"))
-    question_column: str | None = field(default=None, metadata=field_help("column with the question"))
-    answer_column: str | None = field(
-        default=None, metadata=field_help("column with the answer (a string or a list of answers)")
-    )
-    id_column: str | None = field(
-        default=None, metadata=field_help("column with a unique question id (default: the row number)")
-    )
-    category_column: str | None = field(
-        default=None, metadata=field_help("column with a category, kept for per-category scores")
-    )
-    val_fraction: float = field(
-        default=0.0, metadata=field_help("share of the questions (whole images) that go to val")
-    )
-    seed: int = field(default=0, metadata=field_help("seed of the train/val split and the val subset"))
-    val_size: int = field(
-        default=500,
-        metadata=field_help("questions of val (whole images) in val_subset.json, scored between epochs"),
-    )
-    prompt_suffix: str = field(
-        default=DEFAULT_PROMPT_SUFFIX,
-        metadata=field_help("line appended to every question ('' for none)"),
-    )
-    skip_bad_questions: bool = field(
-        default=False, metadata=field_help("drop rows with an empty question or an <image> tag")
-    )
-    skip_bad_answers: bool = field(
-        default=False, metadata=field_help("drop rows without a usable answer")
-    )
-    skip_duplicates: bool = field(
-        default=False, metadata=field_help("drop repeated question ids (the first copy stays)")
-    )
-    skip_bad_images: bool = field(
-        default=False, metadata=field_help("drop rows whose image is missing or unreadable")
-    )
-    skip_shared_images: bool = field(
-        default=False, metadata=field_help("with --splits: drop train rows whose image val also uses")
-    )
-    image_check: bool = field(
-        default=True,
-        metadata=field_help("decode every image; --no-image-check only checks that files exist"),
-    )
-    workers: int | None = field(
-        default=None, metadata=field_help("threads for the image check (default: 4 per CPU, max 32)")
-    )
-    progress: bool = field(
-        default=True, metadata=field_help("progress bars on a terminal (--no-progress: none)")
-    )
+    input: list[str] = option(text="input files or folders, split into train/val by --val-fraction", factory=list)
+    splits: list[str] = option(text="your own split files instead of --input: train=PATH val=PATH (repeatable)", factory=list)
+    out_dir: str = option(DEFAULT_OUT_DIR, "output folder", aliases=["--out"])
+    image_root: str | None = option(None, "folder relative image paths start from (default: each input's folder)")
+    image_column: str | None = option(None, "column with the image")
+    question_column: str | None = option(None, "column with the question")
+    answer_column: str | None = option(None, "column with the answer (a string or a list of answers)")
+    id_column: str | None = option(None, "column with a unique question id (default: the row number)")
+    category_column: str | None = option(None, "column with a category, kept for per-category scores")
+    val_fraction: float = option(0.0, "share of the questions (whole images) that go to val")
+    seed: int = option(0, "seed of the train/val split and the val subset")
+    val_size: int = option(500, "questions of val (whole images) in val_subset.json, scored between epochs")
+    prompt_suffix: str = option(DEFAULT_PROMPT_SUFFIX, "line appended to every question ('' for none)")
+    skip_bad_questions: bool = option(False, "drop rows with an empty question or an <image> tag")
+    skip_bad_answers: bool = option(False, "drop rows without a usable answer")
+    skip_duplicates: bool = option(False, "drop repeated question ids (the first copy stays)")
+    skip_bad_images: bool = option(False, "drop rows whose image is missing or unreadable")
+    skip_shared_images: bool = option(False, "with --splits: drop train rows whose image val also uses")
+    image_check: bool = option(True, "decode every image; --no-image-check only checks that files exist")
+    workers: int | None = option(None, "threads for the image check (default: 4 per CPU, max 32)")
+    progress: bool = option(True, "progress bars on a terminal (--no-progress: none)")
 
 
 def find_columns(table: Table, config: VqaConfig) -> tuple[dict[str, str | None], list[str]]:

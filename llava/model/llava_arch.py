@@ -159,17 +159,20 @@ class LlavaMetaForCausalLM:
         attention_mask: torch.Tensor | None,
         labels: torch.Tensor | None,
         images,
-        padding_side: str = "right",
+        padding_side: str | None = None,
     ) -> SplicedInputs:
         """Replace each ``IMAGE_TOKEN_INDEX`` with that image's projected features.
 
         Images are consumed in order, one per placeholder. Padding is dropped,
         each sequence is rebuilt, cut to ``tokenizer_model_max_length``, and
-        padded again on ``padding_side`` (position ids restart at 0 per sample).
+        padded again on ``padding_side`` (None: the config's ``tokenizer_padding_side``,
+        right when unset, as upstream; position ids restart at 0 per sample).
         A sample without a placeholder still takes a zero-length slice of its
         image's features, so every rank's projector joins the backward pass
         (ZeRO waits for gradients of every parameter).
         """
+        if padding_side is None:
+            padding_side = getattr(self.config, "tokenizer_padding_side", "right")  # older configs lack it
         embed = self.get_model().get_input_embeddings()
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
@@ -232,13 +235,7 @@ class LlavaMetaForCausalLM:
         """Upstream's front: returns ``(None, position_ids, attention_mask, past_key_values, inputs_embeds, labels)``."""
         if images is None or input_ids.shape[1] == 1:
             return input_ids, position_ids, attention_mask, past_key_values, None, labels
-        spliced = self.splice_image_features(
-            input_ids,
-            attention_mask,
-            labels,
-            images,
-            padding_side=getattr(self.config, "tokenizer_padding_side", "right"),
-        )
+        spliced = self.splice_image_features(input_ids, attention_mask, labels, images)
         return None, spliced.position_ids, spliced.attention_mask, past_key_values, spliced.inputs_embeds, spliced.labels
 
     def initialize_vision_tokenizer(self, model_args, tokenizer) -> None:
