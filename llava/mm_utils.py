@@ -20,6 +20,7 @@ from PIL import Image
 from transformers import StoppingCriteria
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+from llava.model.mm_config import mm_setting
 
 
 def load_image_from_base64(image: str) -> Image.Image:
@@ -57,7 +58,7 @@ def process_images(images: Sequence[Image.Image], image_processor, model_cfg) ->
     as a list. Any other value (``"square"``, missing): the processor is run on
     the images as they are. ``"anyres"`` (LLaVA-NeXT) is not supported.
     """
-    image_aspect_ratio = getattr(model_cfg, "image_aspect_ratio", None)
+    image_aspect_ratio = mm_setting(model_cfg, "image_aspect_ratio")
     if image_aspect_ratio == "anyres":
         raise NotImplementedError(
             "image_aspect_ratio 'anyres' (LLaVA-NeXT tiling) is not supported by this project; "

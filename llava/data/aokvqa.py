@@ -1,25 +1,14 @@
 """Convert A-OKVQA (official JSON + COCO 2017 images) to LLaVA training data.
 
-A thin front over ``llava.data.vqa``: this file holds only what is A-OKVQA's
-own (file names, the COCO 2017 path rule, the ten direct answers, the four
-choices). Never touches the network::
+A thin front over the generic converter: this file holds only what is
+A-OKVQA's own (file names, the COCO 2017 path rule, the ten direct answers, the
+four choices). Never touches the network::
 
     python -m llava.data.aokvqa --aokvqa-dir data/aokvqa --coco-dir data/coco \\
         --out playground/data/aokvqa --val-size 500
 
-Input: ``aokvqa_v1p0_{train,val}.json`` (a list of ``{"question_id": str,
-"image_id": int, "question", "choices": [4 str], "correct_choice_idx": int,
-"direct_answers": [10 str], "difficult_direct_answer": bool, "rationales":
-[3 str]}``) and the COCO 2017 images ``{train,val}2017/{image_id:012d}.jpg``.
-
-Output: OK-VQA's file set (see ``llava.data.okvqa``). Records and
-``val_annotations.json`` entries also carry ``choices`` and
-``correct_choice_idx`` (records ``rationales`` too); ``answers`` are the ten
-direct answers, the training target their most common normalised form,
-``question_type`` is ``""``. ``val_questions_mc.jsonl`` asks the val questions
-as multiple choice (:func:`llava.metrics.choices.choice_prompt`). Score with
-``python -m llava.eval.eval_vqa --answers DA.jsonl --annotations
-OUT/val_annotations.json`` (``--task multiple-choice`` for the MC answers).
+The inputs, the extra fields it writes (``choices``, ``correct_choice_idx``,
+``val_questions_mc.jsonl``) and how to score both tasks: docs/CUSTOM_DATA.md ("A-OKVQA").
 """
 
 from __future__ import annotations

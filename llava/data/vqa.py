@@ -1,38 +1,15 @@
 """Convert short-answer VQA data in the formats people keep it in to LLaVA training data.
 
-One engine for every dataset; ``llava.data.okvqa`` and ``llava.data.aokvqa``
-are thin fronts over it. Never touches the network. Run it as a module::
+The generic converter; ``llava.data.okvqa`` and ``llava.data.aokvqa`` are thin
+fronts over it and its shared modules (``conversion``, ``tables``,
+``image_files``, ``output_files``). Never touches the network::
 
-    # a spreadsheet of image paths, questions and answers, split 90/10 by image
     python -m llava.data.vqa --input data/my_vqa.csv --image-root data/images \\
         --out playground/data/my_vqa --val-fraction 0.1 --seed 0
-
-    # your own train/val files (any mix of the formats below)
     python -m llava.data.vqa --splits train=data/train.jsonl val=data/val.parquet --out OUT
 
-    # a Hugging Face ``imagefolder`` (images + metadata.jsonl) or a save_to_disk folder
-    python -m llava.data.vqa --input data/my_imagefolder --out OUT --val-fraction 0.1
-
-Inputs: JSON (a list of objects), JSONL, CSV/TSV, Parquet, Arrow, a ``datasets``
-``save_to_disk`` folder, an image folder with ``metadata.jsonl``/``metadata.csv``.
-Columns are found by common names (``COLUMN_NAMES``) or set with
-``--image-column --question-column --answer-column --id-column --category-column``.
-An answer is one string or a list (a JSON list inside a CSV cell counts as a
-list). Images are paths (relative to ``--image-root``, default the input's
-folder, or absolute) or embedded bytes, written once to ``OUT/images/`` under
-their content hash.
-
-Outputs in ``--out`` are the OK-VQA converter's file set: ``train.json``,
-``val.json``, ``val_subset.json``, ``val_questions.jsonl``,
-``val_annotations.json``, ``summary.json`` (see docs/CUSTOM_DATA.md). The
-target of each question is its most common normalised answer; all answers and
-the category stay in the record for scoring. Every problem in the input is
-reported at once by file, row and id, and nothing is written unless the
-matching ``--skip-*`` flag drops those rows. Writes are atomic; a rerun is
-byte-identical.
-
-Python API: ``convert(VqaConfig(...)) -> ConversionSummary``; the fronts use
-``Sample``, ``finish`` and the helpers below.
+Accepted inputs and columns, the files written to ``--out``, every error and
+its fix: docs/CUSTOM_DATA.md. Python API: ``convert(VqaConfig(...)) -> ConversionSummary``.
 """
 
 from __future__ import annotations

@@ -1,33 +1,14 @@
 """Score a VQA answers file: VQA accuracy (direct answers) or choice accuracy (multiple choice).
 
-    python -m llava.eval.eval_vqa --answers answers/val.jsonl \
-        --annotations playground/data/okvqa/val_annotations.json \
-        [--normalization lmms-eval|official] [--stem] [--partial] [--json scores.json]
-    python -m llava.eval.eval_vqa --task multiple-choice --answers answers/val_mc.jsonl \
-        --annotations playground/data/aokvqa/val_annotations.json --json scores_mc.json
-    python -m llava.eval.eval_vqa --answers answers/val.jsonl \
-        --annotations mscoco_val2014_annotations.json --questions OpenEnded_mscoco_val2014_questions.json
+    python -m llava.eval.eval_vqa --answers answers/val.jsonl \\
+        --annotations playground/data/okvqa/val_annotations.json [--normalization official] [--json scores.json]
+    python -m llava.eval.eval_vqa --task multiple-choice --answers answers/val_mc.jsonl \\
+        --annotations playground/data/aokvqa/val_annotations.json
 
-``--answers``: JSONL, one ``{"question_id": ..., "text": "..."}`` per line, as
-``python -m llava.eval.model_vqa`` writes them (``prediction`` instead of ``text``,
-as in the training evaluation's ``output_dir/eval/epoch_{k}.jsonl``, works too).
-
-``--annotations``: any format of :mod:`llava.metrics.annotations`: the converters'
-``val_annotations.json``, a LLaVA JSON list with ``answers`` (``val_subset.json``), the
-official ``mscoco_val2014_annotations.json`` (with ``--questions``, the official questions
-file, checked against it) or the official A-OKVQA ``aokvqa_v1p0_val.json``.
-
-``--task direct`` (default): VQA accuracy, exact match and accuracy per category, under
-``--normalization`` (``lmms-eval``, the default, or ``official``; docs/EVALUATION.md says
-which number to compare with which paper). ``--task multiple-choice``: each answer is read
-as an option letter (or a choice's text) and scored against ``correct_choice_idx``.
-
-Every annotated question needs an answer and every answer an annotated question; the error
-names the ids that do not match. ``--partial`` scores only the annotated questions that
-have an answer. ``--json FILE`` writes the scores (``vqa_accuracy``, ``exact_match``,
-``per_category``, ``normalization``, ``per_question`` ... or ``choice_accuracy``,
-``unparsed``, ``per_question``), atomically. ``python -m llava.eval.eval_okvqa`` is this
-scorer for direct answers.
+Answers are JSONL (``question_id`` and ``text`` or ``prediction``); annotations
+any format of :mod:`llava.metrics.annotations`. The flags, the checks and which
+number to compare with which paper: docs/EVALUATION.md ("Scoring offline answers").
+``python -m llava.eval.eval_okvqa`` is this scorer for direct answers.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ def eval_model(args: argparse.Namespace) -> Path:
     from llava.images import open_image
     from llava.mm_utils import get_model_name_from_path, process_images
     from llava.model.builder import load_pretrained_model
+    from llava.model.mm_config import mm_setting
 
     questions = get_chunk(read_questions(args.question_file), args.num_chunks, args.chunk_idx)
     answers_path = Path(os.path.expanduser(args.answers_file))
@@ -103,7 +104,7 @@ def eval_model(args: argparse.Namespace) -> Path:
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, num_beams=args.num_beams
     )
-    mm_start_end = getattr(model.config, "mm_use_im_start_end", False)
+    mm_start_end = mm_setting(model.config, "mm_use_im_start_end")
     with open(answers_path, "a") as out, tqdm(total=len(todo), desc="answering", unit="q") as progress:
         for batch in _batches(todo, args.batch_size):
             with_image = [bool(q.get("image")) for q in batch]

@@ -105,6 +105,7 @@ def eval_model(args) -> str:
     from llava.eval.model_vqa import complete_args
     from llava.mm_utils import get_model_name_from_path, process_images
     from llava.model.builder import load_pretrained_model
+    from llava.model.mm_config import mm_setting
     from llava.utils import disable_torch_init
 
     args = complete_args(args, build_parser())
@@ -125,7 +126,7 @@ def eval_model(args) -> str:
         model_path, args.model_base, model_name, load_8bit=args.load_8bit, load_4bit=args.load_4bit, device=args.device,
     )
     images = [load_image(name) for name in image_files(args.image_file, args.sep)]
-    question = query_with_images(args.query, len(images), bool(getattr(model.config, "mm_use_im_start_end", False)))
+    question = query_with_images(args.query, len(images), bool(mm_setting(model.config, "mm_use_im_start_end")))
     prompt = build_prompt(question, conv_templates[conv_mode], with_image=False)
     pixels = process_images(images, image_processor, model.config)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,

@@ -27,6 +27,7 @@ import torch
 from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_PATCH_TOKEN
 from llava.model.hub import local_folder
 from llava.model.llava_arch import QUANTIZATION_SKIP_MODULES
+from llava.model.mm_config import mm_setting
 
 logger = logging.getLogger("llava")
 
@@ -139,7 +140,7 @@ def load_pretrained_model(
         model = loader(model_dir, model_base, load_kwargs, allow_base_mismatch=allow_base_mismatch)
 
     image_processor = None
-    if getattr(model.config, "mm_vision_tower", None):
+    if mm_setting(model.config, "mm_vision_tower"):
         _add_image_tokens(model, tokenizer)
         tower = model.get_vision_tower()
         tower.load_model(device_map=None)
@@ -148,15 +149,15 @@ def load_pretrained_model(
     if "device_map" not in load_kwargs:
         model.to(device)
     model.eval()
-    context_len = getattr(model.config, "max_sequence_length", 2048)
+    context_len = mm_setting(model.config, "max_sequence_length")
     return tokenizer, model, image_processor, context_len
 
 
 def _add_image_tokens(model, tokenizer) -> None:
     new_tokens = []
-    if getattr(model.config, "mm_use_im_patch_token", True):
+    if mm_setting(model.config, "mm_use_im_patch_token"):
         new_tokens.append(DEFAULT_IMAGE_PATCH_TOKEN)
-    if getattr(model.config, "mm_use_im_start_end", False):
+    if mm_setting(model.config, "mm_use_im_start_end"):
         new_tokens += [DEFAULT_IM_START_TOKEN, DEFAULT_IM_END_TOKEN]
     if new_tokens and tokenizer.add_tokens(new_tokens, special_tokens=True):
         model.resize_token_embeddings(len(tokenizer))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from llava.model.mm_config import mm_setting
 
 from .multimodal_encoder.builder import build_vision_tower
 from .multimodal_projector.builder import build_projector, build_vision_projector
@@ -33,7 +34,7 @@ class LlavaMetaModel:
 
     def __init__(self, config):
         super().__init__(config)
-        if getattr(config, "mm_vision_tower", None):
+        if mm_setting(config, "mm_vision_tower"):
             # The tower's weights load later (load_model); the projector is a
             # regular submodule so from_pretrained fills it from the checkpoint.
             self.vision_tower = build_vision_tower(config, delay_load=True)
@@ -172,7 +173,7 @@ class LlavaMetaForCausalLM:
         (ZeRO waits for gradients of every parameter).
         """
         if padding_side is None:
-            padding_side = getattr(self.config, "tokenizer_padding_side", "right")  # older configs lack it
+            padding_side = mm_setting(self.config, "tokenizer_padding_side")  # older configs lack it
         embed = self.get_model().get_input_embeddings()
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
@@ -190,7 +191,7 @@ class LlavaMetaForCausalLM:
         all_text_embeds = embed(all_text)
         text_chunks = all_text_embeds.split([int((ids != IMAGE_TOKEN_INDEX).sum()) for ids in rows_ids])
 
-        max_length = getattr(self.config, "tokenizer_model_max_length", None)
+        max_length = mm_setting(self.config, "tokenizer_model_max_length")
         new_embeds, new_labels = [], []
         image_index = 0
         for ids, lab, text_embeds in zip(rows_ids, rows_labels, text_chunks, strict=True):

@@ -38,6 +38,7 @@ from llava.constants import (
 )
 from llava.conversation import SeparatorStyle, conv_mode_for_model, conv_templates
 from llava.eval.generation import GenerationSettings
+from llava.model.mm_config import mm_setting
 
 logger = logging.getLogger("llava")
 
@@ -72,7 +73,7 @@ class ChatModel:
 
     @property
     def mm_use_im_start_end(self) -> bool:
-        return bool(getattr(self.model.config, "mm_use_im_start_end", False))
+        return bool(mm_setting(self.model.config, "mm_use_im_start_end"))
 
 
 def load_chat_model(model_path: str, model_base: str | None = None, load_8bit: bool = False,
