@@ -335,53 +335,51 @@ _LLAVA_LLAMA_2_SYSTEM = (
 )
 
 
-# The templates differ only in their system prompt, roles, separators and version tag: one maker per
-# separator style, with upstream's values for that style.
-def _single(system: str, version: str = "Unknown") -> Conversation:
-    return Conversation(system=system, roles=("Human", "Assistant"), messages=(), offset=0,
-                        sep_style=SeparatorStyle.SINGLE, sep="###", version=version)
+# The templates differ only in their system prompt, roles, separators and version tag.
+_CHAT_ROLES = ("USER", "ASSISTANT")
+_HUMAN_ROLES = ("Human", "Assistant")
+_CHATML_ROLES = ("<|im_start|>user\n", "<|im_start|>assistant\n")
+_SINGLE, _TWO, _MPT = SeparatorStyle.SINGLE, SeparatorStyle.TWO, SeparatorStyle.MPT
+_LLAMA_2, _PLAIN = SeparatorStyle.LLAMA_2, SeparatorStyle.PLAIN
 
 
-def _two(system: str, version: str = "v1") -> Conversation:
-    return Conversation(system=system, roles=("USER", "ASSISTANT"), messages=(), offset=0,
-                        sep_style=SeparatorStyle.TWO, sep=" ", sep2="</s>", version=version)
-
-
-def _llama_2(system: str, sep: str = "<s>") -> Conversation:
-    return Conversation(system=system, roles=("USER", "ASSISTANT"), messages=(), offset=0,
-                        sep_style=SeparatorStyle.LLAMA_2, sep=sep, sep2="</s>", version="llama_v2")
-
-
-def _mpt(system: str) -> Conversation:
-    return Conversation(system=system, roles=("<|im_start|>user\n", "<|im_start|>assistant\n"), messages=(),
-                        offset=0, sep_style=SeparatorStyle.MPT, sep="<|im_end|>", version="mpt")
+def _template(
+    system: str,
+    roles: tuple[str, str],
+    style: SeparatorStyle,
+    sep: str,
+    sep2: str | None = None,
+    version: str = "Unknown",
+) -> Conversation:
+    """An empty conversation (no example turns) with these settings."""
+    return Conversation(system, roles, (), 0, style, sep, sep2, version)
 
 
 conv_vicuna_v0 = dataclasses.replace(
-    _single(_HUMAN_SYSTEM),
+    _template(_HUMAN_SYSTEM, _HUMAN_ROLES, _SINGLE, "###"),
     messages=(
         ("Human", "What are the key differences between renewable and non-renewable energy sources?"),
         ("Assistant", _VICUNA_V0_EXAMPLE_ANSWER),
     ),
     offset=2,
 )
-conv_vicuna_v1 = _two(_USER_SYSTEM)
-conv_llama_2 = _llama_2(_LLAMA_2_SYSTEM)
-conv_llava_llama_2 = _llama_2(_LLAVA_LLAMA_2_SYSTEM)
-conv_mistral_instruct = _llama_2("", sep="")
-conv_chatml_direct = _mpt("<|im_start|>system\nAnswer the questions.")
-conv_mpt = _mpt(
+conv_vicuna_v1 = _template(_USER_SYSTEM, _CHAT_ROLES, _TWO, " ", "</s>", "v1")
+conv_llama_2 = _template(_LLAMA_2_SYSTEM, _CHAT_ROLES, _LLAMA_2, "<s>", "</s>", "llama_v2")
+conv_llava_llama_2 = _template(_LLAVA_LLAMA_2_SYSTEM, _CHAT_ROLES, _LLAMA_2, "<s>", "</s>", "llama_v2")
+conv_mistral_instruct = _template("", _CHAT_ROLES, _LLAMA_2, "", "</s>", "llama_v2")
+_CHATML_DIRECT_SYSTEM = "<|im_start|>system\nAnswer the questions."
+conv_chatml_direct = _template(_CHATML_DIRECT_SYSTEM, _CHATML_ROLES, _MPT, "<|im_end|>", None, "mpt")
+_MPT_SYSTEM = (
     "<|im_start|>system\n"
     "A conversation between a user and an LLM-based AI assistant. "
     "The assistant gives helpful and honest answers."
 )
-conv_llava_plain = Conversation(
-    system="", roles=("", ""), messages=(), offset=0, sep_style=SeparatorStyle.PLAIN, sep="\n"
-)
-conv_llava_v0 = _single(_HUMAN_SYSTEM)
-conv_llava_v0_mmtag = _single(_MMTAG_SYSTEM, version="v0_mmtag")
-conv_llava_v1 = _two(_HUMAN_SYSTEM)
-conv_llava_v1_mmtag = _two(_MMTAG_SYSTEM, version="v1_mmtag")
+conv_mpt = _template(_MPT_SYSTEM, _CHATML_ROLES, _MPT, "<|im_end|>", None, "mpt")
+conv_llava_plain = _template("", ("", ""), _PLAIN, "\n")
+conv_llava_v0 = _template(_HUMAN_SYSTEM, _HUMAN_ROLES, _SINGLE, "###")
+conv_llava_v0_mmtag = _template(_MMTAG_SYSTEM, _HUMAN_ROLES, _SINGLE, "###", None, "v0_mmtag")
+conv_llava_v1 = _template(_HUMAN_SYSTEM, _CHAT_ROLES, _TWO, " ", "</s>", "v1")
+conv_llava_v1_mmtag = _template(_MMTAG_SYSTEM, _CHAT_ROLES, _TWO, " ", "</s>", "v1_mmtag")
 
 # Upstream 1.2.2.post1's default. Upstream's train() replaces it with the
 # --version template for every version except v0 (and v0.5), so a v0 run

@@ -24,7 +24,11 @@ from llava.model.mm_config import mm_setting
 
 
 def load_image_from_base64(image: str) -> Image.Image:
-    """A PIL image from its base64-encoded file bytes (decoded by ``llava.images.open_image``, mode kept)."""
+    """A PIL image from its base64-encoded file bytes (decoded by ``llava.images.open_image``, mode kept).
+
+    Deviation from upstream: upstream opens the picture lazily; here it is decoded at once, so
+    bad bytes fail on this line with ``ImageReadError`` rather than at first use.
+    """
     from llava.images import open_image
 
     return open_image(base64.b64decode(image), mode=None, label="(base64 image)")

@@ -136,10 +136,28 @@ def eval_model(args: argparse.Namespace) -> Path:
     return answers_path
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, model_path_required: bool = False,
+                        exclusive_bits: bool = False) -> None:
+    """The model-loading flags upstream's answering and serving scripts share (``load_pretrained_model``'s).
+
+    ``--model-path`` defaults to upstream's ``facebook/opt-350m`` unless ``model_path_required``;
+    ``exclusive_bits`` refuses ``--load-8bit`` with ``--load-4bit``.
+    """
+    if model_path_required:
+        parser.add_argument("--model-path", type=str, required=True, help="checkpoint folder, run folder or Hub id")
+    else:
+        parser.add_argument("--model-path", type=str, default="facebook/opt-350m",
+                            help="checkpoint folder, run folder or Hub id")
+    parser.add_argument("--model-base", type=str, default=None, help="base model of a LoRA or projector-only run")
+    parser.add_argument("--device", type=str, default="cuda", help="cuda (falls back to cpu without CUDA) or cpu")
+    bits = parser.add_mutually_exclusive_group() if exclusive_bits else parser
+    bits.add_argument("--load-8bit", action="store_true")
+    bits.add_argument("--load-4bit", action="store_true")
+
+
 def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, batch_size: int = 1) -> None:
     """Upstream's flags of ``model_vqa.py`` / ``model_vqa_loader.py`` and ours (``--batch-size``, ...)."""
-    parser.add_argument("--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder or hub id")
-    parser.add_argument("--model-base", type=str, default=None, help="base model for LoRA / projector-only runs")
+    add_model_arguments(parser)
     parser.add_argument("--image-folder", type=str, default="", help="folder the questions' image paths are relative to")
     parser.add_argument("--question-file", type=str, default="tables/question.jsonl")
     parser.add_argument("--answers-file", type=str, default="answer.jsonl", help="JSONL output")
@@ -152,9 +170,6 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
     parser.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int,
                         default=max_new_tokens, help=f"longest answer in tokens (default {max_new_tokens}, upstream's)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="questions per generate() call")
-    parser.add_argument("--device", type=str, default="cuda", help="cuda or cpu (cuda falls back to cpu without CUDA)")
-    parser.add_argument("--load-4bit", action="store_true")
-    parser.add_argument("--load-8bit", action="store_true")
     parser.add_argument("--allow-base-mismatch", action="store_true",
                         help="load a LoRA / projector run on a --model-base other than the one it recorded")
 

@@ -29,14 +29,15 @@ import logging
 import os
 import re
 
+from llava.eval.model_vqa import add_model_arguments
+
 logger = logging.getLogger("llava")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m llava.eval.run_llava",
                                      description="Answer one query about one or more images with a LLaVA model.")
-    parser.add_argument("--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder or hub id")
-    parser.add_argument("--model-base", type=str, default=None, help="base model for LoRA / projector-only runs")
+    add_model_arguments(parser)
     parser.add_argument("--image-file", type=str, required=True, help="image path(s) or URL(s), joined by --sep")
     parser.add_argument("--query", type=str, required=True)
     parser.add_argument("--conv-mode", type=str, default=None, help="template (default: chosen from the model name)")
@@ -45,9 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top_p", type=float, default=None)
     parser.add_argument("--num_beams", type=int, default=1)
     parser.add_argument("--max_new_tokens", "--max-new-tokens", dest="max_new_tokens", type=int, default=512)
-    parser.add_argument("--device", type=str, default="cuda", help="cuda or cpu (cuda falls back to cpu without CUDA)")
-    parser.add_argument("--load-4bit", action="store_true")
-    parser.add_argument("--load-8bit", action="store_true")
     return parser
 
 
