@@ -334,135 +334,52 @@ _LLAVA_LLAMA_2_SYSTEM = (
     "and assist the user with a variety of tasks using natural language."
 )
 
-conv_vicuna_v0 = Conversation(
-    system=_HUMAN_SYSTEM,
-    roles=("Human", "Assistant"),
+
+# The templates differ only in their system prompt, roles, separators and version tag.
+_CHAT_ROLES = ("USER", "ASSISTANT")
+_HUMAN_ROLES = ("Human", "Assistant")
+_CHATML_ROLES = ("<|im_start|>user\n", "<|im_start|>assistant\n")
+_SINGLE, _TWO, _MPT = SeparatorStyle.SINGLE, SeparatorStyle.TWO, SeparatorStyle.MPT
+_LLAMA_2, _PLAIN = SeparatorStyle.LLAMA_2, SeparatorStyle.PLAIN
+
+
+def _template(
+    system: str,
+    roles: tuple[str, str],
+    style: SeparatorStyle,
+    sep: str,
+    sep2: str | None = None,
+    version: str = "Unknown",
+) -> Conversation:
+    """An empty conversation (no example turns) with these settings."""
+    return Conversation(system, roles, (), 0, style, sep, sep2, version)
+
+
+conv_vicuna_v0 = dataclasses.replace(
+    _template(_HUMAN_SYSTEM, _HUMAN_ROLES, _SINGLE, "###"),
     messages=(
         ("Human", "What are the key differences between renewable and non-renewable energy sources?"),
         ("Assistant", _VICUNA_V0_EXAMPLE_ANSWER),
     ),
     offset=2,
-    sep_style=SeparatorStyle.SINGLE,
-    sep="###",
 )
-
-conv_vicuna_v1 = Conversation(
-    system=_USER_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="v1",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.TWO,
-    sep=" ",
-    sep2="</s>",
+conv_vicuna_v1 = _template(_USER_SYSTEM, _CHAT_ROLES, _TWO, " ", "</s>", "v1")
+conv_llama_2 = _template(_LLAMA_2_SYSTEM, _CHAT_ROLES, _LLAMA_2, "<s>", "</s>", "llama_v2")
+conv_llava_llama_2 = _template(_LLAVA_LLAMA_2_SYSTEM, _CHAT_ROLES, _LLAMA_2, "<s>", "</s>", "llama_v2")
+conv_mistral_instruct = _template("", _CHAT_ROLES, _LLAMA_2, "", "</s>", "llama_v2")
+_CHATML_DIRECT_SYSTEM = "<|im_start|>system\nAnswer the questions."
+conv_chatml_direct = _template(_CHATML_DIRECT_SYSTEM, _CHATML_ROLES, _MPT, "<|im_end|>", None, "mpt")
+_MPT_SYSTEM = (
+    "<|im_start|>system\n"
+    "A conversation between a user and an LLM-based AI assistant. "
+    "The assistant gives helpful and honest answers."
 )
-
-conv_llama_2 = Conversation(
-    system=_LLAMA_2_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="llama_v2",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.LLAMA_2,
-    sep="<s>",
-    sep2="</s>",
-)
-
-conv_llava_llama_2 = Conversation(
-    system=_LLAVA_LLAMA_2_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="llama_v2",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.LLAMA_2,
-    sep="<s>",
-    sep2="</s>",
-)
-
-conv_mistral_instruct = Conversation(
-    system="",
-    roles=("USER", "ASSISTANT"),
-    version="llama_v2",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.LLAMA_2,
-    sep="",
-    sep2="</s>",
-)
-
-conv_chatml_direct = Conversation(
-    system="<|im_start|>system\nAnswer the questions.",
-    roles=("<|im_start|>user\n", "<|im_start|>assistant\n"),
-    version="mpt",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.MPT,
-    sep="<|im_end|>",
-)
-
-conv_mpt = Conversation(
-    system=(
-        "<|im_start|>system\n"
-        "A conversation between a user and an LLM-based AI assistant. "
-        "The assistant gives helpful and honest answers."
-    ),
-    roles=("<|im_start|>user\n", "<|im_start|>assistant\n"),
-    version="mpt",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.MPT,
-    sep="<|im_end|>",
-)
-
-conv_llava_plain = Conversation(
-    system="",
-    roles=("", ""),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.PLAIN,
-    sep="\n",
-)
-
-conv_llava_v0 = Conversation(
-    system=_HUMAN_SYSTEM,
-    roles=("Human", "Assistant"),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.SINGLE,
-    sep="###",
-)
-
-conv_llava_v0_mmtag = Conversation(
-    system=_MMTAG_SYSTEM,
-    roles=("Human", "Assistant"),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.SINGLE,
-    sep="###",
-    version="v0_mmtag",
-)
-
-conv_llava_v1 = Conversation(
-    system=_HUMAN_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    version="v1",
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.TWO,
-    sep=" ",
-    sep2="</s>",
-)
-
-conv_llava_v1_mmtag = Conversation(
-    system=_MMTAG_SYSTEM,
-    roles=("USER", "ASSISTANT"),
-    messages=(),
-    offset=0,
-    sep_style=SeparatorStyle.TWO,
-    sep=" ",
-    sep2="</s>",
-    version="v1_mmtag",
-)
+conv_mpt = _template(_MPT_SYSTEM, _CHATML_ROLES, _MPT, "<|im_end|>", None, "mpt")
+conv_llava_plain = _template("", ("", ""), _PLAIN, "\n")
+conv_llava_v0 = _template(_HUMAN_SYSTEM, _HUMAN_ROLES, _SINGLE, "###")
+conv_llava_v0_mmtag = _template(_MMTAG_SYSTEM, _HUMAN_ROLES, _SINGLE, "###", None, "v0_mmtag")
+conv_llava_v1 = _template(_HUMAN_SYSTEM, _CHAT_ROLES, _TWO, " ", "</s>", "v1")
+conv_llava_v1_mmtag = _template(_MMTAG_SYSTEM, _CHAT_ROLES, _TWO, " ", "</s>", "v1_mmtag")
 
 # Upstream 1.2.2.post1's default. Upstream's train() replaces it with the
 # --version template for every version except v0 (and v0.5), so a v0 run
@@ -487,6 +404,26 @@ conv_templates: dict[str, Conversation] = {
     "llava_llama_2": conv_llava_llama_2,
     "mpt": conv_mpt,
 }
+
+
+def conv_mode_for_model(model_name: str, mix_is_mistral: bool = False) -> str:
+    """The template upstream's scripts pick from a model's name (``llava-v1.5-7b`` -> ``llava_v1``).
+
+    ``mix_is_mistral``: a name with ``mix`` in it (Mixtral) also gets ``mistral_instruct``, as in
+    upstream's serving code.
+    """
+    name = model_name.lower()
+    if "llama-2" in name:
+        return "llava_llama_2"
+    if "mistral" in name or (mix_is_mistral and "mix" in name):
+        return "mistral_instruct"
+    if "v1.6-34b" in name:
+        return "chatml_direct"
+    if "v1" in name:
+        return "llava_v1"
+    if "mpt" in name:
+        return "mpt"
+    return "llava_v0"
 
 
 def template_for_version(version: str) -> Conversation:

@@ -16,67 +16,24 @@ The folder serves as ``llava-hf/llava-1.5-7b-hf`` does::
     processor = AutoProcessor.from_pretrained(out)
     vllm serve exports/llava-v1.5-7b-okvqa-hf
 
-What is written:
-
-- ``config.json``: ``LlavaConfig`` with the Llama ``text_config``, the CLIP
-  ``vision_config`` (from ``mm_vision_tower``), ``vision_feature_layer`` =
-  ``mm_vision_select_layer``, ``vision_feature_select_strategy`` "default"
-  for ``patch`` features ("full" for ``cls_patch``), the image token id and
-  ``image_seq_length`` (576 for CLIP ViT-L/14-336).
-- ``model*.safetensors``: the weights in the llava-hf hub layout that every
-  runtime reads (transformers 4 and 5, vLLM, SGLang):
-  ``language_model.model.*`` and ``language_model.lm_head.weight`` (from our
-  ``model.embed_tokens/layers/norm`` and ``lm_head``),
-  ``multi_modal_projector.linear_{1,2}.*`` (from ``model.mm_projector.{0,2}``)
-  and ``vision_tower.vision_model.*`` (the CLIP tower named by
-  ``mm_vision_tower``). Sharded above ``--max-shard-size``.
-- The ``LlavaProcessor``: the tokenizer with ``<image>`` added as a special
-  token (the vocabulary grows by one row, initialised to the mean of the
-  others in both the embeddings and the LM head), a ``LlavaImageProcessor``
-  with the CLIP settings (``do_pad`` for ``image_aspect_ratio`` "pad": the
-  same mean-colour square padding as ``expand2square``), ``patch_size``,
-  ``num_additional_image_tokens`` 1 (the CLS position) and, from
-  ``--conv-mode``, a chat template that reproduces upstream's prompt token
-  for token.
-
-The processor expands each ``<image>`` of a prompt into ``image_seq_length``
-image tokens; our model splices that many features at one placeholder, so the
-two compute the same logits (``tests/test_export_hf.py`` checks it).
-
-Note on prompts: upstream tokenizes the text around ``<image>`` chunk by
-chunk, so a SentencePiece word-boundary token ("▁") follows the image. The
-chat template renders the image so the whole-prompt tokenization gives the
-same ids; a hand-written ``"USER: <image>\\n..."`` prompt lacks that one token,
-as with llava-hf's own conversions.
-
-Cannot be expressed by ``LlavaForConditionalGeneration`` (refused with the
-reason): ``mm_use_im_start_end`` True, projectors other than ``mlp2x_gelu``
-and ``linear``, ``mm_patch_merge_type`` other than "flat", ``anyres``. A
-``linear`` projector is written as Linear, ``projector_hidden_act`` "linear"
-(identity), identity Linear: exact in transformers; a serving engine must know
-the "linear" activation. ``cls_patch`` features map to the "full" strategy.
-
-Weights are loaded and merged in float32 (4 bytes per parameter of CPU
-memory: about 28 GB for 7B) and written in ``--dtype`` (default: the dtype the
-checkpoint was saved in). The folder is written under a temporary name next to
-``--out`` and renamed into place when complete.
+What the folder holds (config, weights in the llava-hf layout, the processor
+and chat template), what cannot be exported and why, and the memory it takes:
+docs/SERVING.md ("What the export writes").
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+from llava.model.mm_config import mm_setting
+from llava.utils import atomic_output_dir
 
 logger = logging.getLogger("llava")
 
@@ -84,48 +41,6 @@ SUPPORTED_PROJECTORS = ("mlp2x_gelu", "linear")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Keys a LLaVA config adds to a Llama config; none of them belong in text_config.
 _LLAVA_ONLY_KEYS = ("architectures", "model_type", "_name_or_path", "transformers_version", "dtype", "torch_dtype")
-
-
-# ------------------------------------------------------------------ atomic output
-
-
-@contextlib.contextmanager
-def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty staging folder next to ``out``; rename it to ``out`` when the block succeeds.
-
-    On an error the staging folder is removed and ``out`` is untouched. An
-    existing ``out`` is an error unless ``overwrite``; then it is replaced only
-    once the new folder is complete.
-    """
-    out = Path(out).resolve()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists: choose another output folder or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging = out.parent / f".{out.name}.partial-{tag}"
-    staging.mkdir()
-    try:
-        yield staging
-        _readable_by_all(staging)
-        if out.exists():
-            retired = out.parent / f".{out.name}.old-{tag}"
-            os.replace(out, retired)
-            os.replace(staging, out)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _readable_by_all(folder: Path) -> None:
-    """Give files the umask's permissions (safetensors and mkstemp write 0600), so a server user can read them."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in folder.rglob("*"):
-        if path.is_file():
-            path.chmod(0o666 & ~umask)
 
 
 # ------------------------------------------------------------------ checks
@@ -284,9 +199,9 @@ def build_hf_config(config, vision_config, image_token_id: int, vocab_rows: int,
     text = {key: value for key, value in ours.items() if key in llama_keys}
     text["vocab_size"] = vocab_rows
     text_config = LlamaConfig(**text)
-    full = getattr(config, "mm_vision_select_feature", "patch") == "cls_patch"
+    full = mm_setting(config, "mm_vision_select_feature") == "cls_patch"
     patches = (vision_config.image_size // vision_config.patch_size) ** 2
-    linear = getattr(config, "mm_projector_type", "linear") == "linear"
+    linear = mm_setting(config, "mm_projector_type") == "linear"
     hf_config = HFLlavaConfig(
         vision_config=vision_config.to_dict(),
         text_config=text_config.to_dict(),
@@ -294,7 +209,7 @@ def build_hf_config(config, vision_config, image_token_id: int, vocab_rows: int,
         image_seq_length=patches + (1 if full else 0),
         projector_hidden_act="linear" if linear else "gelu",
         vision_feature_select_strategy="full" if full else "default",
-        vision_feature_layer=getattr(config, "mm_vision_select_layer", -2),
+        vision_feature_layer=mm_setting(config, "mm_vision_select_layer"),
         multimodal_projector_bias=True,
         tie_word_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
     )
@@ -443,9 +358,9 @@ def build_processor(tokenizer, clip_processor, config, vision_config, image_toke
     chat_template = None
     if conv_mode and conv_mode != "none":
         chat_template = upstream_chat_template(tokenizer, conv_mode, image_token_id)
-    full = getattr(config, "mm_vision_select_feature", "patch") == "cls_patch"
+    full = mm_setting(config, "mm_vision_select_feature") == "cls_patch"
     return LlavaProcessor(
-        image_processor=build_image_processor(clip_processor, getattr(config, "image_aspect_ratio", None) == "pad"),
+        image_processor=build_image_processor(clip_processor, mm_setting(config, "image_aspect_ratio") == "pad"),
         tokenizer=tokenizer,
         patch_size=vision_config.patch_size,
         vision_feature_select_strategy="full" if full else "default",
@@ -495,7 +410,7 @@ def export(
 
     hf_config = build_hf_config(config, vision_config, image_token_id, vocab_rows, out_dtype)
     model.to(out_dtype)  # in place, after the float32 merge: no second copy of the weights
-    state = convert_state_dict(model, vocab_rows, getattr(config, "mm_projector_type", "linear"))
+    state = convert_state_dict(model, vocab_rows, mm_setting(config, "mm_projector_type"))
     processor = build_processor(tokenizer, clip_processor, config, vision_config, image_token_id, conv_mode)
     generation_config = model.generation_config
     del model

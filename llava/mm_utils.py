@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from io import BytesIO
 from typing import Any
 
 import torch
@@ -21,11 +20,18 @@ from PIL import Image
 from transformers import StoppingCriteria
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+from llava.model.mm_config import mm_setting
 
 
 def load_image_from_base64(image: str) -> Image.Image:
-    """A PIL image from its base64-encoded file bytes."""
-    return Image.open(BytesIO(base64.b64decode(image)))
+    """A PIL image from its base64-encoded file bytes (decoded by ``llava.images.open_image``, mode kept).
+
+    Deviation from upstream: upstream opens the picture lazily; here it is decoded at once, so
+    bad bytes fail on this line with ``ImageReadError`` rather than at first use.
+    """
+    from llava.images import open_image
+
+    return open_image(base64.b64decode(image), mode=None, label="(base64 image)")
 
 
 def expand2square(img: Image.Image, background_color: tuple[int, ...] | int) -> Image.Image:
@@ -56,7 +62,7 @@ def process_images(images: Sequence[Image.Image], image_processor, model_cfg) ->
     as a list. Any other value (``"square"``, missing): the processor is run on
     the images as they are. ``"anyres"`` (LLaVA-NeXT) is not supported.
     """
-    image_aspect_ratio = getattr(model_cfg, "image_aspect_ratio", None)
+    image_aspect_ratio = mm_setting(model_cfg, "image_aspect_ratio")
     if image_aspect_ratio == "anyres":
         raise NotImplementedError(
             "image_aspect_ratio 'anyres' (LLaVA-NeXT tiling) is not supported by this project; "

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file writes (with the user's umask, like a plain open()), and upstream's ``disable_torch_init``.
+"""Small shared helpers: atomic file and folder writes (with the user's umask, like a plain open()), and upstream's ``disable_torch_init``.
 
 Every output of this project (data files, predictions, checkpoint files) is
 written under a temporary name in the target's folder and renamed into place, so
@@ -7,11 +7,15 @@ a crash leaves the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def current_umask() -> int:
@@ -56,6 +60,62 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as temporary:
         temporary.write_bytes(payload)
+
+
+@contextmanager
+def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder next to ``out``; rename it to ``out`` when the block succeeds.
+
+    On an error the staging folder is removed and ``out`` is untouched. An
+    existing ``out`` is an error unless ``overwrite``; then it is replaced only
+    once the new folder is complete. The folder counterpart of :func:`atomic_path`: a model
+    folder is many files that must appear together, so it is staged whole and renamed (a
+    replaced ``out`` is renamed aside first, as a folder cannot be swapped in one rename).
+    """
+    out = Path(out).resolve()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists: choose another output folder or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = out.parent / f".{out.name}.partial-{tag}"
+    staging.mkdir()
+    try:
+        yield staging
+        _readable_by_all(staging)
+        if out.exists():
+            retired = out.parent / f".{out.name}.old-{tag}"
+            os.replace(out, retired)
+            os.replace(staging, out)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Give files the umask's permissions (safetensors and mkstemp write 0600), so a server user can read them."""
+    mode = 0o666 & ~current_umask()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(mode)
+
+
+def jsonl_records(path: str | os.PathLike, problems: list[str]) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of a JSON Lines file.
+
+    A line that is not JSON adds ``"PATH:LINE: not valid JSON (why)"`` to ``problems``
+    and is skipped, so a reader can report every bad line at once.
+    """
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield line_number, json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"{path}:{line_number}: not valid JSON ({error.msg})")
 
 
 def disable_torch_init() -> None:

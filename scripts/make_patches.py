@@ -55,7 +55,12 @@ PATCHES: dict[str, dict] = {
         "summary": "An OK-VQA converter that gets the data right",
         "adds": [
             "llava/data/vqa.py",
+            "llava/data/conversion.py",
+            "llava/data/image_files.py",
+            "llava/data/output_files.py",
+            "llava/data/tables.py",
             "llava/data/okvqa.py",
+            "llava/data/okvqa_readers.py",
             "llava/data/aokvqa.py",
             "docs/OKVQA.md",
             "docs/CUSTOM_DATA.md",

@@ -38,7 +38,8 @@ if __package__ in (None, ""):  # run as a script: python scripts/merge_lora_weig
 
 import torch  # noqa: E402
 
-from llava.export_hf import DTYPES, atomic_output_dir, resolve_dtype  # noqa: E402
+from llava.export_hf import DTYPES, resolve_dtype  # noqa: E402
+from llava.utils import atomic_output_dir  # noqa: E402
 
 logger = logging.getLogger("llava")
 

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from llava.images import ImageReadError, open_image, verify_image
+from llava.images import ImageReadError, image_format, open_image, verify_image
 
 
 def _jpeg_bytes(size=(40, 30)) -> bytes:
@@ -44,3 +44,18 @@ def test_truncated_jpeg_fails_on_open_not_later(tmp_path):
 def test_bytes_that_are_not_a_picture_use_the_label():
     with pytest.raises(ImageReadError, match="row 3 of data.parquet"):
         open_image(b"not a picture", label="row 3 of data.parquet")
+
+
+def test_image_format_decodes_every_byte_or_reads_the_header_only(tmp_path):
+    data = _jpeg_bytes((64, 64))
+    assert image_format(data) == "JPEG"
+    cut = data[:-40]  # the end of the scan data is gone
+    assert image_format(cut, decode=False) == "JPEG", "the header alone is intact"
+    with pytest.raises(ImageReadError, match="row 1"):
+        image_format(cut, label="row 1")
+
+
+def test_draft_decodes_a_jpeg_at_a_reduced_scale_no_smaller_than_asked():
+    picture = open_image(_jpeg_bytes((400, 320)), draft=(100, 80))
+    assert picture.size == (100, 80)
+    assert open_image(_jpeg_bytes((400, 320))).size == (400, 320)

@@ -1,25 +1,14 @@
 """Convert A-OKVQA (official JSON + COCO 2017 images) to LLaVA training data.
 
-A thin front over ``llava.data.vqa``: this file holds only what is A-OKVQA's
-own (file names, the COCO 2017 path rule, the ten direct answers, the four
-choices). Never touches the network::
+A thin front over the generic converter: this file holds only what is
+A-OKVQA's own (file names, the COCO 2017 path rule, the ten direct answers, the
+four choices). Never touches the network::
 
     python -m llava.data.aokvqa --aokvqa-dir data/aokvqa --coco-dir data/coco \\
         --out playground/data/aokvqa --val-size 500
 
-Input: ``aokvqa_v1p0_{train,val}.json`` (a list of ``{"question_id": str,
-"image_id": int, "question", "choices": [4 str], "correct_choice_idx": int,
-"direct_answers": [10 str], "difficult_direct_answer": bool, "rationales":
-[3 str]}``) and the COCO 2017 images ``{train,val}2017/{image_id:012d}.jpg``.
-
-Output: OK-VQA's file set (see ``llava.data.okvqa``). Records and
-``val_annotations.json`` entries also carry ``choices`` and
-``correct_choice_idx`` (records ``rationales`` too); ``answers`` are the ten
-direct answers, the training target their most common normalised form,
-``question_type`` is ``""``. ``val_questions_mc.jsonl`` asks the val questions
-as multiple choice (:func:`llava.metrics.choices.choice_prompt`). Score with
-``python -m llava.eval.eval_vqa --answers DA.jsonl --annotations
-OUT/val_annotations.json`` (``--task multiple-choice`` for the MC answers).
+The inputs, the extra fields it writes (``choices``, ``correct_choice_idx``,
+``val_questions_mc.jsonl``) and how to score both tasks: docs/CUSTOM_DATA.md ("A-OKVQA").
 """
 
 from __future__ import annotations
@@ -27,12 +16,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from llava.data import vqa
-from llava.data.vqa import ConversionError, ConversionSummary, Issue, Sample
+from llava.data import conversion, image_files, output_files
+from llava.data.conversion import ConversionError, ConversionSummary, Issue, Sample
 from llava.metrics.choices import choice_prompt
 from llava.utils import write_atomic
 
@@ -45,7 +33,7 @@ ANNOTATION_FILES = {split: f"aokvqa_v1p0_{split}.json" for split in SPLITS}
 DIRECT_ANSWERS = 10
 CHOICES = 4
 ISSUE_KINDS = {
-    **{kind: entry for kind, entry in vqa.ISSUE_KINDS.items() if kind != "shared_image"},
+    **{kind: entry for kind, entry in conversion.ISSUE_KINDS.items() if kind != "shared_image"},
     "bad_answers": (
         "--skip-bad-answers",
         "questions without ten direct answers, four choices and a correct choice",
@@ -53,67 +41,27 @@ ISSUE_KINDS = {
 }
 
 
-def _help(text: str, **extra: Any) -> dict[str, Any]:
-    return {"help": text, **extra}
-
 
 @dataclass
 class AokvqaConfig:
     """One A-OKVQA conversion; the command line is generated from these fields."""
 
-    out_dir: Path = field(
-        default=Path(DEFAULT_OUT_DIR),
-        metadata=_help(f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"]),
-    )
-    aokvqa_dir: Path | None = field(
-        default=None, metadata=_help("folder with aokvqa_v1p0_train.json and aokvqa_v1p0_val.json")
-    )
-    coco_dir: Path | None = field(
-        default=None, metadata=_help("folder with COCO 2017 train2017/ and val2017/ images")
-    )
-    splits: list[str] = field(
-        default_factory=lambda: list(SPLITS),
-        metadata=_help("splits to convert (default: train val)", choices=SPLITS),
-    )
-    prompt_suffix: str = field(
-        default=vqa.DEFAULT_PROMPT_SUFFIX,
-        metadata=_help("line appended to every direct-answer question ('' for none)"),
-    )
-    val_size: int = field(
-        default=0, metadata=_help("questions carved into val_subset.json (whole images)")
-    )
-    val_from: str = field(
-        default="val",
-        metadata=_help(
-            "draw the subset from val, or from train (removed from train.json)", choices=SPLITS
-        ),
-    )
-    limit: int | None = field(
-        default=None, metadata=_help("keep the first N questions (by id) of each split")
-    )
-    seed: int = field(default=0, metadata=_help("seed of the subset draw"))
-    skip_bad_answers: bool = field(
-        default=False,
-        metadata=_help(
-            "drop questions without ten direct answers, four choices and a valid correct_choice_idx"
-        ),
-    )
-    skip_bad_questions: bool = field(
-        default=False, metadata=_help("drop questions with no text, an <image> tag or no image id")
-    )
-    skip_duplicates: bool = field(
-        default=False, metadata=_help("drop repeated question ids (the first copy stays)")
-    )
-    skip_bad_images: bool = field(
-        default=False, metadata=_help("drop questions whose image is missing or unreadable")
-    )
-    check_images: bool = field(
-        default=True, metadata=_help("decode every image (--no-image-check: presence only)")
-    )
-    workers: int | None = field(default=None, metadata=_help("threads for the image check"))
-    progress: bool | None = field(
-        default=None, metadata=_help("progress bar: true, false, or (default) on a terminal only")
-    )
+    out_dir: Path = conversion.option(Path(DEFAULT_OUT_DIR), f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"])
+    aokvqa_dir: Path | None = conversion.option(None, "folder with aokvqa_v1p0_train.json and aokvqa_v1p0_val.json")
+    coco_dir: Path | None = conversion.option(None, "folder with COCO 2017 train2017/ and val2017/ images")
+    splits: list[str] = conversion.option(text="splits to convert (default: train val)", choices=SPLITS, factory=lambda: list(SPLITS))
+    prompt_suffix: str = conversion.option(conversion.DEFAULT_PROMPT_SUFFIX, "line appended to every direct-answer question ('' for none)")
+    val_size: int = conversion.option(0, "questions carved into val_subset.json (whole images)")
+    val_from: str = conversion.option("val", "draw the subset from val, or from train (removed from train.json)", choices=SPLITS)
+    limit: int | None = conversion.option(None, "keep the first N questions (by id) of each split")
+    seed: int = conversion.option(0, "seed of the subset draw")
+    skip_bad_answers: bool = conversion.option(False, "drop questions without ten direct answers, four choices and a valid correct_choice_idx")
+    skip_bad_questions: bool = conversion.option(False, "drop questions with no text, an <image> tag or no image id")
+    skip_duplicates: bool = conversion.option(False, "drop repeated question ids (the first copy stays)")
+    skip_bad_images: bool = conversion.option(False, "drop questions whose image is missing or unreadable")
+    check_images: bool = conversion.option(True, "decode every image (--no-image-check: presence only)")
+    workers: int | None = conversion.option(None, "threads for the image check")
+    progress: bool | None = conversion.option(None, "progress bar: true, false, or (default) on a terminal only")
 
 
 def _choices_problem(entry: dict) -> str:
@@ -145,7 +93,7 @@ def _read_split(aokvqa_dir: Path, coco_dir: Path, split: str, issues: list[Issue
         question_id = entry.get("question_id")
         question_id = str(question_id) if question_id not in (None, "") else f"item {index + 1}"
         raw = entry.get("direct_answers")
-        answers = [vqa.answer_text(a) for a in raw] if isinstance(raw, list) else []
+        answers = [conversion.answer_text(a) for a in raw] if isinstance(raw, list) else []
         sample = Sample(
             question_id=question_id,
             question=str(entry.get("question") or ""),
@@ -159,14 +107,14 @@ def _read_split(aokvqa_dir: Path, coco_dir: Path, split: str, issues: list[Issue
         if isinstance(image_id, str) and image_id.strip().isdigit():
             image_id = int(image_id)
         if isinstance(image_id, bool) or not isinstance(image_id, int):
-            vqa.flag(issues, sample, "bad_question", str(path), question_id, "no image_id")
+            conversion.flag(issues, sample, "bad_question", str(path), question_id, "no image_id")
         else:
             sample.image = f"{coco}/{image_id:012d}.jpg"
             sample.image_key = (split, image_id)
             sample.image_file = coco_dir / sample.image
         problem = _choices_problem(entry)
         if problem:
-            vqa.flag(issues, sample, "bad_answers", str(path), question_id, problem)
+            conversion.flag(issues, sample, "bad_answers", str(path), question_id, problem)
             sample.answers = None  # one problem per question is enough
             continue
         rationales = entry.get("rationales")
@@ -195,27 +143,11 @@ def _check_config(config: AokvqaConfig) -> None:
     if config.coco_dir is None:
         problems.append("--coco-dir is needed (the folder holding train2017/ and val2017/)")
     else:
-        for split in splits:
-            if not (Path(config.coco_dir) / COCO_SPLITS[split]).is_dir():
-                problems.append(
-                    f"missing COCO image folder {Path(config.coco_dir) / COCO_SPLITS[split]}"
-                )
-    if config.val_from not in SPLITS:
-        problems.append(f"--val-from must be train or val, got {config.val_from!r}")
-    elif config.val_size and config.val_from not in splits:
-        problems.append(
-            f"--val-from {config.val_from} needs the {config.val_from} split in the input"
-        )
-    if config.val_size < 0:
-        problems.append(f"--val-size must be 0 or more, got {config.val_size}")
-    if config.limit is not None and config.limit <= 0:
-        problems.append(f"--limit must be positive, got {config.limit}")
-    if config.workers is not None and config.workers <= 0:
-        problems.append(f"--workers must be positive, got {config.workers}")
-    if problems:
-        raise ConversionError(
-            "invalid A-OKVQA conversion options:\n" + "\n".join(f"- {p}" for p in problems)
-        )
+        problems += conversion.coco_folder_problems(config.coco_dir, [COCO_SPLITS[s] for s in splits])
+    problems += conversion.option_problems(
+        config.val_size, config.workers, config.limit, config.val_from, splits
+    )
+    conversion.raise_option_problems(problems, "A-OKVQA")
 
 
 def convert(config: AokvqaConfig) -> ConversionSummary:
@@ -224,28 +156,19 @@ def convert(config: AokvqaConfig) -> ConversionSummary:
     issues: list[Issue] = []
     aokvqa_dir, coco_dir = Path(config.aokvqa_dir), Path(config.coco_dir)  # type: ignore[arg-type]
     read = {s: _read_split(aokvqa_dir, coco_dir, s, issues) for s in SPLITS if s in config.splits}
-    vqa.check_text(read, issues, DIRECT_ANSWERS)
+    conversion.check_text(read, issues, DIRECT_ANSWERS)
     kept = {}
     for split, samples in read.items():
         chosen = sorted((s for s in samples if s.problem is None), key=lambda s: str(s.question_id))
         kept[split] = chosen[: config.limit] if config.limit is not None else chosen
     every = [s for samples in kept.values() for s in samples]
-    vqa.check_image_files(every, config.check_images, config.workers, config.progress, issues)
-    skipped_kinds = {
-        kind
-        for kind, on in (
-            ("bad_answers", config.skip_bad_answers),
-            ("bad_question", config.skip_bad_questions),
-            ("duplicate_id", config.skip_duplicates),
-            ("bad_image", config.skip_bad_images),
-        )
-        if on
-    }
-    vqa.raise_failing(issues, skipped_kinds, "A-OKVQA", ISSUE_KINDS)
+    image_files.check_image_files(every, config.check_images, config.workers, config.progress, issues)
+    skipped_kinds = conversion.skipped_kinds(config)
+    conversion.raise_failing(issues, skipped_kinds, "A-OKVQA", ISSUE_KINDS)
     kept = {split: [s for s in samples if s.problem is None] for split, samples in kept.items()}
-    outputs, val_subset = vqa.with_val_subset(kept, config.val_size, config.val_from, config.seed)
+    outputs, val_subset = output_files.with_val_subset(kept, config.val_size, config.val_from, config.seed)
     out_dir = Path(config.out_dir)
-    written = vqa.write_outputs(
+    written = output_files.write_outputs(
         out_dir,
         outputs,
         config.prompt_suffix,
@@ -259,13 +182,13 @@ def convert(config: AokvqaConfig) -> ConversionSummary:
         image_folder=str(coco_dir.resolve()),
         image_check="decoded" if config.check_images else "presence only",
         prompt_suffix=config.prompt_suffix,
-        splits={name: vqa.split_stats(samples) for name, samples in outputs.items()},
+        splits={name: output_files.split_stats(samples) for name, samples in outputs.items()},
         files=written,
-        skipped=vqa.skipped_summary(issues),
+        skipped=conversion.skipped_summary(issues),
         filters={"limit": config.limit},
         val_subset=val_subset,
     )
-    write_atomic(out_dir / "summary.json", vqa.dump_json(summary.to_dict()))
+    write_atomic(out_dir / "summary.json", conversion.dump_json(summary.to_dict()))
     return summary
 
 
@@ -282,7 +205,7 @@ with python -m llava.eval.eval_vqa --answers FILE --annotations OUT/val_annotati
 
 def build_parser():
     """The command line of ``python -m llava.data.aokvqa`` (one flag per AokvqaConfig field)."""
-    return vqa.build_parser(
+    return conversion.build_parser(
         AokvqaConfig,
         "python -m llava.data.aokvqa",
         "Convert A-OKVQA to LLaVA training data, the direct-answer and multiple-choice question "
@@ -295,14 +218,7 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the converter; prints the summary, or every problem on stderr. Returns the exit status."""
-    config = vqa.parse_config(build_parser(), argv)
-    try:
-        summary = convert(config)
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(summary.format("A-OKVQA", scorer="llava.eval.eval_vqa"))
-    return 0
+    return conversion.run_converter(build_parser(), convert, argv, "A-OKVQA", "llava.eval.eval_vqa")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,15 @@ _VARIANTS = {
 }
 
 
+def _draw_sample(rng: random.Random, colours: list[str], index: int, path: Path) -> tuple[str, str, str, str]:
+    """Draw one random picture to ``path``: ``(kind, answer, colour, shape)``, kind colour on even ``index``."""
+    colour, shape = rng.choice(colours), rng.choice(SHAPES)
+    kind = "colour" if index % 2 == 0 else "shape"
+    picture = draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30))
+    picture.save(path, quality=95)
+    return kind, colour if kind == "colour" else shape, colour, shape
+
+
 def _split_records(
     split: str, count: int, first_image_id: int, rng: random.Random, image_dir: Path
 ):
@@ -128,11 +137,7 @@ def _split_records(
     colours = sorted(COLOURS)
     for index in range(count):
         image_id = first_image_id + index
-        colour, shape = rng.choice(colours), rng.choice(SHAPES)
-        kind = "colour" if index % 2 == 0 else "shape"
-        answer = colour if kind == "colour" else shape
-        picture = draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30))
-        picture.save(image_dir / f"COCO_{split}2014_{image_id:012d}.jpg", quality=95)
+        kind, answer, _, _ = _draw_sample(rng, colours, index, image_dir / f"COCO_{split}2014_{image_id:012d}.jpg")
         question_id = image_id * 10 + 1
         questions.append(
             {"image_id": image_id, "question": QUESTIONS[kind], "question_id": question_id}
@@ -204,11 +209,7 @@ def write_aokvqa_layout(out_dir, train_size: int = 320, val_size: int = 96, seed
         entries = []
         for index in range(count):
             image_id = first_id + index
-            colour, shape = rng.choice(colours), rng.choice(SHAPES)
-            kind = "colour" if index % 2 == 0 else "shape"
-            answer = colour if kind == "colour" else shape
-            picture = draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30))
-            picture.save(image_dir / f"{image_id:012d}.jpg", quality=95)
+            kind, answer, colour, shape = _draw_sample(rng, colours, index, image_dir / f"{image_id:012d}.jpg")
             direct = [answer] * 8 + [_VARIANTS[answer]] * 2
             rng.shuffle(direct)
             choices, correct = _choice_entry(rng, kind, answer)

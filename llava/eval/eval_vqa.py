@@ -1,33 +1,14 @@
 """Score a VQA answers file: VQA accuracy (direct answers) or choice accuracy (multiple choice).
 
-    python -m llava.eval.eval_vqa --answers answers/val.jsonl \
-        --annotations playground/data/okvqa/val_annotations.json \
-        [--normalization lmms-eval|official] [--stem] [--partial] [--json scores.json]
-    python -m llava.eval.eval_vqa --task multiple-choice --answers answers/val_mc.jsonl \
-        --annotations playground/data/aokvqa/val_annotations.json --json scores_mc.json
-    python -m llava.eval.eval_vqa --answers answers/val.jsonl \
-        --annotations mscoco_val2014_annotations.json --questions OpenEnded_mscoco_val2014_questions.json
+    python -m llava.eval.eval_vqa --answers answers/val.jsonl \\
+        --annotations playground/data/okvqa/val_annotations.json [--normalization official] [--json scores.json]
+    python -m llava.eval.eval_vqa --task multiple-choice --answers answers/val_mc.jsonl \\
+        --annotations playground/data/aokvqa/val_annotations.json
 
-``--answers``: JSONL, one ``{"question_id": ..., "text": "..."}`` per line, as
-``python -m llava.eval.model_vqa`` writes them (``prediction`` instead of ``text``,
-as in the training evaluation's ``output_dir/eval/epoch_{k}.jsonl``, works too).
-
-``--annotations``: any format of :mod:`llava.metrics.annotations`: the converters'
-``val_annotations.json``, a LLaVA JSON list with ``answers`` (``val_subset.json``), the
-official ``mscoco_val2014_annotations.json`` (with ``--questions``, the official questions
-file, checked against it) or the official A-OKVQA ``aokvqa_v1p0_val.json``.
-
-``--task direct`` (default): VQA accuracy, exact match and accuracy per category, under
-``--normalization`` (``lmms-eval``, the default, or ``official``; docs/EVALUATION.md says
-which number to compare with which paper). ``--task multiple-choice``: each answer is read
-as an option letter (or a choice's text) and scored against ``correct_choice_idx``.
-
-Every annotated question needs an answer and every answer an annotated question; the error
-names the ids that do not match. ``--partial`` scores only the annotated questions that
-have an answer. ``--json FILE`` writes the scores (``vqa_accuracy``, ``exact_match``,
-``per_category``, ``normalization``, ``per_question`` ... or ``choice_accuracy``,
-``unparsed``, ``per_question``), atomically. ``python -m llava.eval.eval_okvqa`` is this
-scorer for direct answers.
+Answers are JSONL (``question_id`` and ``text`` or ``prediction``); annotations
+any format of :mod:`llava.metrics.annotations`. The flags, the checks and which
+number to compare with which paper: docs/EVALUATION.md ("Scoring offline answers").
+``python -m llava.eval.eval_okvqa`` is this scorer for direct answers.
 """
 
 from __future__ import annotations
@@ -39,11 +20,17 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from llava.metrics.annotations import Annotation, ScoringError, list_ids, load_annotations
+from llava.metrics.annotations import (
+    OKVQA_CATEGORIES,
+    Annotation,
+    ScoringError,
+    list_ids,
+    load_annotations,
+)
 from llava.metrics.choices import score_choices
 from llava.metrics.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from llava.metrics.vqa import score_predictions
-from llava.utils import write_atomic
+from llava.utils import jsonl_records, write_atomic
 
 __all__ = [
     "TASKS",
@@ -68,31 +55,23 @@ def load_answers(path: str | os.PathLike) -> dict[str, str]:
     answers: dict[str, str] = {}
     first_line: dict[str, int] = {}
     problems: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"{path}:{line_number}: not valid JSON ({error.msg})")
-                continue
-            if not isinstance(record, Mapping) or "question_id" not in record:
-                problems.append(f"{path}:{line_number}: an answer needs 'question_id' and 'text'")
-                continue
-            text = record.get("text", record.get("prediction"))
-            if not isinstance(text, str):
-                problems.append(f"{path}:{line_number}: 'text' must be a string; found {text!r}")
-                continue
-            question_id = str(record["question_id"])
-            if question_id in answers:
-                problems.append(
-                    f"{path}:{line_number}: question {question_id} is answered again "
-                    f"(first on line {first_line[question_id]}); keep one answer per question"
-                )
-                continue
-            answers[question_id] = text
-            first_line[question_id] = line_number
+    for line_number, record in jsonl_records(path, problems):
+        if not isinstance(record, Mapping) or "question_id" not in record:
+            problems.append(f"{path}:{line_number}: an answer needs 'question_id' and 'text'")
+            continue
+        text = record.get("text", record.get("prediction"))
+        if not isinstance(text, str):
+            problems.append(f"{path}:{line_number}: 'text' must be a string; found {text!r}")
+            continue
+        question_id = str(record["question_id"])
+        if question_id in answers:
+            problems.append(
+                f"{path}:{line_number}: question {question_id} is answered again "
+                f"(first on line {first_line[question_id]}); keep one answer per question"
+            )
+            continue
+        answers[question_id] = text
+        first_line[question_id] = line_number
     if problems:
         raise ScoringError(list_ids(problems, separator="\n"))
     return answers
@@ -188,14 +167,6 @@ def score_files(
     return scores
 
 
-def _category_names() -> dict[str, str]:
-    try:
-        from llava.data.okvqa import CATEGORIES
-    except ImportError:  # the converter's optional dependencies are missing: codes only
-        return {}
-    return dict(CATEGORIES)
-
-
 def format_report(scores: Mapping, title: str = "VQA") -> str:
     """The scores as a few readable lines; a direct-answer report names the normalisation.
 
@@ -210,7 +181,7 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
                 f"  unparsed        {scores['unparsed']:6d}  (answers naming no option; counted wrong)",
             ]
         )
-    names = _category_names()
+    names = dict(OKVQA_CATEGORIES)
     lines = [
         f"{title} scores for {where}; normalization {scores['normalization']}, "
         f"{'stemmed' if scores['stem'] else 'not stemmed'})",

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from llava.utils import jsonl_records
+
 
 def split_list(items: list, parts: int) -> list[list]:
     """``parts`` consecutive chunks of (roughly) equal size, as upstream splits."""
@@ -37,19 +39,16 @@ def get_chunk(items: list, parts: int, index: int) -> list:
 
 
 def read_questions(path: str) -> list[dict]:
-    questions = []
-    with open(os.path.expanduser(path)) as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                question = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from error
-            missing = [key for key in ("question_id", "text") if key not in question]
-            if missing:
-                raise ValueError(f"{path}:{line_number}: question lacks {missing}")
+    """The questions of a JSONL question file; ValueError naming every bad line."""
+    questions, problems = [], []
+    for line_number, question in jsonl_records(os.path.expanduser(path), problems):
+        missing = [key for key in ("question_id", "text") if key not in question]
+        if missing:
+            problems.append(f"{path}:{line_number}: question lacks {missing}")
+        else:
             questions.append(question)
+    if problems:
+        raise ValueError("\n".join(problems))
     return questions
 
 
@@ -78,12 +77,12 @@ def _batches(items: list, size: int):
 
 def eval_model(args: argparse.Namespace) -> Path:
     """Answer every not-yet-answered question of this chunk; returns the answers file."""
-    from PIL import Image
-
     from llava.conversation import conv_templates
     from llava.eval.generation import GenerationSettings, answer_batch, build_prompt
+    from llava.images import open_image
     from llava.mm_utils import get_model_name_from_path, process_images
     from llava.model.builder import load_pretrained_model
+    from llava.model.mm_config import mm_setting
 
     questions = get_chunk(read_questions(args.question_file), args.num_chunks, args.chunk_idx)
     answers_path = Path(os.path.expanduser(args.answers_file))
@@ -105,7 +104,7 @@ def eval_model(args: argparse.Namespace) -> Path:
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, num_beams=args.num_beams
     )
-    mm_start_end = getattr(model.config, "mm_use_im_start_end", False)
+    mm_start_end = mm_setting(model.config, "mm_use_im_start_end")
     with open(answers_path, "a") as out, tqdm(total=len(todo), desc="answering", unit="q") as progress:
         for batch in _batches(todo, args.batch_size):
             with_image = [bool(q.get("image")) for q in batch]
@@ -119,7 +118,7 @@ def eval_model(args: argparse.Namespace) -> Path:
                 prompts = [build_prompt(q["text"], template, has_image, mm_start_end) for q in group]
                 images = None
                 if has_image:
-                    pictures = [Image.open(os.path.join(args.image_folder, q["image"])).convert("RGB") for q in group]
+                    pictures = [open_image(os.path.join(args.image_folder, q["image"])) for q in group]
                     images = process_images(pictures, image_processor, model.config)
                 texts = answer_batch(model, tokenizer, prompts, images, settings)
                 for question, text in zip(group, texts, strict=True):
@@ -137,10 +136,28 @@ def eval_model(args: argparse.Namespace) -> Path:
     return answers_path
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, model_path_required: bool = False,
+                        exclusive_bits: bool = False) -> None:
+    """The model-loading flags upstream's answering and serving scripts share (``load_pretrained_model``'s).
+
+    ``--model-path`` defaults to upstream's ``facebook/opt-350m`` unless ``model_path_required``;
+    ``exclusive_bits`` refuses ``--load-8bit`` with ``--load-4bit``.
+    """
+    if model_path_required:
+        parser.add_argument("--model-path", type=str, required=True, help="checkpoint folder, run folder or Hub id")
+    else:
+        parser.add_argument("--model-path", type=str, default="facebook/opt-350m",
+                            help="checkpoint folder, run folder or Hub id")
+    parser.add_argument("--model-base", type=str, default=None, help="base model of a LoRA or projector-only run")
+    parser.add_argument("--device", type=str, default="cuda", help="cuda (falls back to cpu without CUDA) or cpu")
+    bits = parser.add_mutually_exclusive_group() if exclusive_bits else parser
+    bits.add_argument("--load-8bit", action="store_true")
+    bits.add_argument("--load-4bit", action="store_true")
+
+
 def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, batch_size: int = 1) -> None:
     """Upstream's flags of ``model_vqa.py`` / ``model_vqa_loader.py`` and ours (``--batch-size``, ...)."""
-    parser.add_argument("--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder or hub id")
-    parser.add_argument("--model-base", type=str, default=None, help="base model for LoRA / projector-only runs")
+    add_model_arguments(parser)
     parser.add_argument("--image-folder", type=str, default="", help="folder the questions' image paths are relative to")
     parser.add_argument("--question-file", type=str, default="tables/question.jsonl")
     parser.add_argument("--answers-file", type=str, default="answer.jsonl", help="JSONL output")
@@ -153,9 +170,6 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
     parser.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int,
                         default=max_new_tokens, help=f"longest answer in tokens (default {max_new_tokens}, upstream's)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="questions per generate() call")
-    parser.add_argument("--device", type=str, default="cuda", help="cuda or cpu (cuda falls back to cpu without CUDA)")
-    parser.add_argument("--load-4bit", action="store_true")
-    parser.add_argument("--load-8bit", action="store_true")
     parser.add_argument("--allow-base-mismatch", action="store_true",
                         help="load a LoRA / projector run on a --model-base other than the one it recorded")
 

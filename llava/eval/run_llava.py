@@ -28,7 +28,8 @@ import argparse
 import logging
 import os
 import re
-from io import BytesIO
+
+from llava.eval.model_vqa import add_model_arguments
 
 logger = logging.getLogger("llava")
 
@@ -36,8 +37,7 @@ logger = logging.getLogger("llava")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m llava.eval.run_llava",
                                      description="Answer one query about one or more images with a LLaVA model.")
-    parser.add_argument("--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder or hub id")
-    parser.add_argument("--model-base", type=str, default=None, help="base model for LoRA / projector-only runs")
+    add_model_arguments(parser)
     parser.add_argument("--image-file", type=str, required=True, help="image path(s) or URL(s), joined by --sep")
     parser.add_argument("--query", type=str, required=True)
     parser.add_argument("--conv-mode", type=str, default=None, help="template (default: chosen from the model name)")
@@ -46,26 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top_p", type=float, default=None)
     parser.add_argument("--num_beams", type=int, default=1)
     parser.add_argument("--max_new_tokens", "--max-new-tokens", dest="max_new_tokens", type=int, default=512)
-    parser.add_argument("--device", type=str, default="cuda", help="cuda or cpu (cuda falls back to cpu without CUDA)")
-    parser.add_argument("--load-4bit", action="store_true")
-    parser.add_argument("--load-8bit", action="store_true")
     return parser
 
 
 def conv_mode_for(model_name: str) -> str:
     """Upstream's template choice from the model name."""
-    name = model_name.lower()
-    if "llama-2" in name:
-        return "llava_llama_2"
-    if "mistral" in name:
-        return "mistral_instruct"
-    if "v1.6-34b" in name:
-        return "chatml_direct"
-    if "v1" in name:
-        return "llava_v1"
-    if "mpt" in name:
-        return "mpt"
-    return "llava_v0"
+    from llava.conversation import conv_mode_for_model
+
+    return conv_mode_for_model(model_name)
 
 
 def image_files(image_file: str, sep: str) -> list[str]:
@@ -76,18 +64,18 @@ def image_files(image_file: str, sep: str) -> list[str]:
 
 
 def load_image(image_file: str):
-    """An RGB PIL image from a path or an http(s) URL; a missing file is an error naming it."""
-    from PIL import Image
+    """An RGB PIL image from a path or an http(s) URL (``llava.images.open_image``); a missing file is an error naming it."""
+    from llava.images import open_image
 
     if image_file.startswith(("http://", "https://")):
         from urllib.request import urlopen
 
         with urlopen(image_file, timeout=60) as response:
-            return Image.open(BytesIO(response.read())).convert("RGB")
+            return open_image(response.read(), label=image_file)
     path = os.path.expanduser(image_file)
     if not os.path.exists(path):
         raise FileNotFoundError(f"--image-file {image_file}: no such file")
-    return Image.open(path).convert("RGB")
+    return open_image(path)
 
 
 def query_with_images(query: str, num_images: int, mm_use_im_start_end: bool) -> str:
@@ -115,6 +103,7 @@ def eval_model(args) -> str:
     from llava.eval.model_vqa import complete_args
     from llava.mm_utils import get_model_name_from_path, process_images
     from llava.model.builder import load_pretrained_model
+    from llava.model.mm_config import mm_setting
     from llava.utils import disable_torch_init
 
     args = complete_args(args, build_parser())
@@ -135,7 +124,7 @@ def eval_model(args) -> str:
         model_path, args.model_base, model_name, load_8bit=args.load_8bit, load_4bit=args.load_4bit, device=args.device,
     )
     images = [load_image(name) for name in image_files(args.image_file, args.sep)]
-    question = query_with_images(args.query, len(images), bool(getattr(model.config, "mm_use_im_start_end", False)))
+    question = query_with_images(args.query, len(images), bool(mm_setting(model.config, "mm_use_im_start_end")))
     prompt = build_prompt(question, conv_templates[conv_mode], with_image=False)
     pixels = process_images(images, image_processor, model.config)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,

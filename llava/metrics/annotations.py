@@ -29,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "ANNOTATIONS_FORMAT",
+    "OKVQA_CATEGORIES",
     "Annotation",
     "ScoringError",
     "list_ids",
@@ -36,6 +37,21 @@ __all__ = [
 ]
 
 ANNOTATIONS_FORMAT = "llava-okvqa-annotations/1"
+# OK-VQA knowledge categories: the annotations' question_type code -> name (the scorer's per-category
+# report and the OK-VQA converter's --categories filter both read it).
+OKVQA_CATEGORIES = {
+    "one": "Vehicles and Transportation",
+    "two": "Brands, Companies and Products",
+    "three": "Objects, Material and Clothing",
+    "four": "Sports and Recreation",
+    "five": "Cooking and Food",
+    "six": "Geography, History, Language and Culture",
+    "seven": "People and Everyday Life",
+    "eight": "Plants and Animals",
+    "nine": "Science and Technology",
+    "ten": "Weather and Climate",
+    "other": "Other",
+}
 # Ids (or problems) listed in an error message before "... and N more".
 LISTED_IDS = 20
 

@@ -105,52 +105,10 @@ OFFICIAL_CONTRACTIONS: dict[str, str] = {
     for key, value in LMMS_EVAL_CONTRACTIONS.items()
 }
 
-# Punctuation marks, in each reference's order. The official list has ":" and "'" and
+# Punctuation marks (one character each), in each reference's order. The official list has ":" and "'" and
 # lacks "-", "!", "{" and "}"; lmms-eval's is the other way round.
-LMMS_EVAL_PUNCTUATION = (
-    ";",
-    "/",
-    "[",
-    "]",
-    '"',
-    "{",
-    "}",
-    "(",
-    ")",
-    "=",
-    "+",
-    "\\",
-    "_",
-    "-",
-    ">",
-    "<",
-    "@",
-    "`",
-    ",",
-    "?",
-    "!",
-)
-OFFICIAL_PUNCTUATION = (
-    ";",
-    ":",
-    "/",
-    "'",
-    "[",
-    "]",
-    '"',
-    "(",
-    ")",
-    "=",
-    "+",
-    "\\",
-    "_",
-    ">",
-    "<",
-    "@",
-    "`",
-    ",",
-    "?",
-)
+LMMS_EVAL_PUNCTUATION = tuple(';/[]"{}()=+\\_-><@`,?!')
+OFFICIAL_PUNCTUATION = tuple(';:/\'[]"()=+\\_><@`,?')
 
 # A comma between digits anywhere in the text switches every mark from "replace by a space"
 # to "delete". The official pattern is digit,digit; lmms-eval's is digit,(one or more),digit.

@@ -27,6 +27,7 @@ import torch
 from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_PATCH_TOKEN
 from llava.model.hub import local_folder
 from llava.model.llava_arch import QUANTIZATION_SKIP_MODULES
+from llava.model.mm_config import mm_setting
 
 logger = logging.getLogger("llava")
 
@@ -97,9 +98,9 @@ def load_pretrained_model(
     default (float16 on CUDA, float32 on the CPU) and any other ``from_pretrained``
     argument, passed on as upstream does (``attn_implementation`` wins over
     ``use_flash_attn``). Remote code never runs unless ``trust_remote_code=True`` is passed.
-    A LoRA / projector-only run loads only on the base it recorded, unless
-    ``allow_base_mismatch=True`` is passed (see ``llava.model.base_record``); it is
-    read from ``kwargs`` so the signature stays upstream's.
+    A LoRA / projector-only run loads only on the base it recorded, unless ``kwargs`` holds
+    ``allow_base_mismatch=True`` (see ``llava.model.base_record``; a keyword, as upstream's
+    signature ends in ``**kwargs``).
     """
     from transformers import AutoTokenizer
 
@@ -108,6 +109,7 @@ def load_pretrained_model(
 
     allow_base_mismatch = bool(kwargs.pop("allow_base_mismatch", False))
     device = resolve_device(device)
+    allow_base_mismatch = bool(kwargs.pop("allow_base_mismatch", False))
     dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None) or default_dtype(device)
     load_kwargs = dict(kwargs)
     load_kwargs["dtype"] = dtype
@@ -139,7 +141,7 @@ def load_pretrained_model(
         model = loader(model_dir, model_base, load_kwargs, allow_base_mismatch=allow_base_mismatch)
 
     image_processor = None
-    if getattr(model.config, "mm_vision_tower", None):
+    if mm_setting(model.config, "mm_vision_tower"):
         _add_image_tokens(model, tokenizer)
         tower = model.get_vision_tower()
         tower.load_model(device_map=None)
@@ -148,15 +150,15 @@ def load_pretrained_model(
     if "device_map" not in load_kwargs:
         model.to(device)
     model.eval()
-    context_len = getattr(model.config, "max_sequence_length", 2048)
+    context_len = mm_setting(model.config, "max_sequence_length")
     return tokenizer, model, image_processor, context_len
 
 
 def _add_image_tokens(model, tokenizer) -> None:
     new_tokens = []
-    if getattr(model.config, "mm_use_im_patch_token", True):
+    if mm_setting(model.config, "mm_use_im_patch_token"):
         new_tokens.append(DEFAULT_IMAGE_PATCH_TOKEN)
-    if getattr(model.config, "mm_use_im_start_end", False):
+    if mm_setting(model.config, "mm_use_im_start_end"):
         new_tokens += [DEFAULT_IM_START_TOKEN, DEFAULT_IM_END_TOKEN]
     if new_tokens and tokenizer.add_tokens(new_tokens, special_tokens=True):
         model.resize_token_embeddings(len(tokenizer))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from llava.model.mm_config import mm_setting
 
 from .multimodal_encoder.builder import build_vision_tower
 from .multimodal_projector.builder import build_projector, build_vision_projector
@@ -33,7 +34,7 @@ class LlavaMetaModel:
 
     def __init__(self, config):
         super().__init__(config)
-        if getattr(config, "mm_vision_tower", None):
+        if mm_setting(config, "mm_vision_tower"):
             # The tower's weights load later (load_model); the projector is a
             # regular submodule so from_pretrained fills it from the checkpoint.
             self.vision_tower = build_vision_tower(config, delay_load=True)
@@ -159,17 +160,20 @@ class LlavaMetaForCausalLM:
         attention_mask: torch.Tensor | None,
         labels: torch.Tensor | None,
         images,
-        padding_side: str = "right",
+        padding_side: str | None = None,
     ) -> SplicedInputs:
         """Replace each ``IMAGE_TOKEN_INDEX`` with that image's projected features.
 
         Images are consumed in order, one per placeholder. Padding is dropped,
         each sequence is rebuilt, cut to ``tokenizer_model_max_length``, and
-        padded again on ``padding_side`` (position ids restart at 0 per sample).
+        padded again on ``padding_side`` (None: the config's ``tokenizer_padding_side``,
+        right when unset, as upstream; position ids restart at 0 per sample).
         A sample without a placeholder still takes a zero-length slice of its
         image's features, so every rank's projector joins the backward pass
         (ZeRO waits for gradients of every parameter).
         """
+        if padding_side is None:
+            padding_side = mm_setting(self.config, "tokenizer_padding_side")  # older configs lack it
         embed = self.get_model().get_input_embeddings()
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
@@ -187,7 +191,7 @@ class LlavaMetaForCausalLM:
         all_text_embeds = embed(all_text)
         text_chunks = all_text_embeds.split([int((ids != IMAGE_TOKEN_INDEX).sum()) for ids in rows_ids])
 
-        max_length = getattr(self.config, "tokenizer_model_max_length", None)
+        max_length = mm_setting(self.config, "tokenizer_model_max_length")
         new_embeds, new_labels = [], []
         image_index = 0
         for ids, lab, text_embeds in zip(rows_ids, rows_labels, text_chunks, strict=True):
@@ -232,13 +236,7 @@ class LlavaMetaForCausalLM:
         """Upstream's front: returns ``(None, position_ids, attention_mask, past_key_values, inputs_embeds, labels)``."""
         if images is None or input_ids.shape[1] == 1:
             return input_ids, position_ids, attention_mask, past_key_values, None, labels
-        spliced = self.splice_image_features(
-            input_ids,
-            attention_mask,
-            labels,
-            images,
-            padding_side=getattr(self.config, "tokenizer_padding_side", "right"),
-        )
+        spliced = self.splice_image_features(input_ids, attention_mask, labels, images)
         return None, spliced.position_ids, spliced.attention_mask, past_key_values, spliced.inputs_embeds, spliced.labels
 
     def initialize_vision_tokenizer(self, model_args, tokenizer) -> None:

@@ -46,6 +46,14 @@ def _tokenizer_corpus() -> list[str]:
     return [line for line in _TEMPLATE_TEXT for _ in range(20)]
 
 
+# SentencePiece options for a Llama-style BPE, by concern: special ids (no pad), how text is
+# split, and a deterministic (one thread), quiet run.
+_SPM_IDS = dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
+_SPM_SPLITTING = dict(model_type="bpe", byte_fallback=True, split_digits=True, character_coverage=1.0)
+_SPM_TEXT = dict(normalization_rule_name="identity", remove_extra_whitespaces=False)
+_SPM_RUN = dict(hard_vocab_limit=False, num_threads=1, minloglevel=2)
+
+
 def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 512):
     """Train a SentencePiece BPE Llama tokenizer in memory and save it to ``out_dir``.
 
@@ -62,20 +70,11 @@ def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 512):
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(_tokenizer_corpus()),
         model_writer=model_bytes,
-        model_type="bpe",
         vocab_size=vocab_size,
-        byte_fallback=True,
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        character_coverage=1.0,
-        split_digits=True,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False,
-        hard_vocab_limit=False,
-        num_threads=1,
-        minloglevel=2,
+        **_SPM_IDS,
+        **_SPM_SPLITTING,
+        **_SPM_TEXT,
+        **_SPM_RUN,
     )
     # The file name matters: transformers converts ``tokenizer.model`` on load.
     (out / "tokenizer.model").write_bytes(model_bytes.getvalue())
@@ -84,39 +83,49 @@ def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 512):
     return tokenizer
 
 
+def _sizes(hidden: int, intermediate: int, layers: int, heads: int) -> dict:
+    """The config keywords a Llama and a CLIP tower share."""
+    return dict(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+    )
+
+
+def _llama(hidden: int, intermediate: int, layers: int, heads: int, positions: int, **extra) -> dict:
+    """Llama config keywords: a model of these sizes (no grouped-query attention)."""
+    return {
+        **_sizes(hidden, intermediate, layers, heads),
+        "num_key_value_heads": heads,
+        "max_position_embeddings": positions,
+        "rms_norm_eps": 1e-5,
+        **extra,
+    }
+
+
+def _clip(hidden: int, intermediate: int, layers: int, heads: int, image: int, patch: int) -> dict:
+    """CLIP vision config keywords: a tower of these sizes, projecting to ``hidden`` (tiny) or 768."""
+    sizes = _sizes(hidden, intermediate, layers, heads)
+    return {**sizes, "image_size": image, "patch_size": patch, "projection_dim": min(hidden, 768)}
+
+
 # Model shapes per preset. ``tiny`` runs a training step in milliseconds on a
 # CPU; ``llava-v1.5-7b`` has LLaVA-1.5-7B's shapes (random weights).
 PRESETS: dict[str, dict] = {
-    "tiny": {
-        "text": dict(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=4, max_position_embeddings=1024, rms_norm_eps=1e-5,
-            # A frozen head initialised at 0.02 caps every logit near 1 after the
-            # final norm (|h| = sqrt(64)), so LoRA could never make the tiny model
-            # confident; 0.1 behaves like a trained head.
-            initializer_range=0.1,
-        ),
-        "vision": dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            image_size=32, patch_size=8, projection_dim=32,
-        ),
-        "vocab_size": 512,
-        "model_max_length": 512,
-        "dtype": "float32",
-    },
-    "llava-v1.5-7b": {
-        "text": dict(
-            hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-            num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5,
-        ),
-        "vision": dict(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-            image_size=336, patch_size=14, projection_dim=768,
-        ),
-        "vocab_size": 32000,
-        "model_max_length": 2048,
-        "dtype": "bfloat16",
-    },
+    # A frozen head initialised at 0.02 caps every logit near 1 after the final norm
+    # (|h| = sqrt(64)), so LoRA could never make the tiny model confident; 0.1
+    # (initializer_range) behaves like a trained head.
+    "tiny": dict(
+        text=_llama(64, 128, layers=2, heads=4, positions=1024, initializer_range=0.1),
+        vision=_clip(32, 64, layers=2, heads=2, image=32, patch=8),
+        vocab_size=512, model_max_length=512, dtype="float32",
+    ),
+    "llava-v1.5-7b": dict(
+        text=_llama(4096, 11008, layers=32, heads=32, positions=4096),
+        vision=_clip(1024, 4096, layers=24, heads=16, image=336, patch=14),
+        vocab_size=32000, model_max_length=2048, dtype="bfloat16",
+    ),
 }
 
 VISION_SUBFOLDER = "clip-vision-tower"

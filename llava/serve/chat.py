@@ -27,16 +27,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from llava import images
 from llava.constants import (
     DEFAULT_IM_END_TOKEN,
     DEFAULT_IM_START_TOKEN,
     DEFAULT_IMAGE_TOKEN,
     IMAGE_TOKEN_INDEX,
 )
-from llava.conversation import SeparatorStyle, conv_templates
+from llava.conversation import SeparatorStyle, conv_mode_for_model, conv_templates
 from llava.eval.generation import GenerationSettings
+from llava.model.mm_config import mm_setting
 
 logger = logging.getLogger("llava")
 
@@ -71,7 +73,7 @@ class ChatModel:
 
     @property
     def mm_use_im_start_end(self) -> bool:
-        return bool(getattr(self.model.config, "mm_use_im_start_end", False))
+        return bool(mm_setting(self.model.config, "mm_use_im_start_end"))
 
 
 def load_chat_model(model_path: str, model_base: str | None = None, load_8bit: bool = False,
@@ -94,18 +96,7 @@ def load_chat_model(model_path: str, model_base: str | None = None, load_8bit: b
 
 def infer_conv_mode(model_name: str) -> str:
     """Upstream's template choice from the model's name (``llava-v1.5-7b`` -> ``llava_v1``)."""
-    name = model_name.lower()
-    if "llama-2" in name:
-        return "llava_llama_2"
-    if "mistral" in name or "mix" in name:
-        return "mistral_instruct"
-    if "v1.6-34b" in name:
-        return "chatml_direct"
-    if "v1" in name:
-        return "llava_v1"
-    if "mpt" in name:
-        return "mpt"
-    return "llava_v0"
+    return conv_mode_for_model(model_name, mix_is_mistral=True)
 
 
 def resolve_conv_mode(model_name: str, requested: str | None) -> str:
@@ -122,15 +113,14 @@ def resolve_conv_mode(model_name: str, requested: str | None) -> str:
 
 def open_image(source: str | os.PathLike) -> Image.Image:
     """The picture at ``source`` in RGB; :class:`ChatInputError` naming the file when it cannot be read."""
-    name = os.path.basename(os.fspath(source))
     try:
-        with Image.open(source) as picture:
-            return picture.convert("RGB")
-    except FileNotFoundError as error:
-        raise ChatInputError(f"No such picture: {os.fspath(source)}") from error
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+        return images.open_image(source)
+    except images.ImageReadError as error:
+        if error.missing:
+            raise ChatInputError(f"No such picture: {os.fspath(source)}") from error
         raise ChatInputError(
-            f"Cannot read {name} as a picture ({type(error).__name__}): upload a JPEG, PNG, WebP, GIF or BMP file."
+            f"Cannot read {os.path.basename(os.fspath(source))} as a picture ({error.reason.split(':')[0]}): "
+            "upload a JPEG, PNG, WebP, GIF or BMP file."
         ) from error
 
 

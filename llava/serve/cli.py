@@ -20,6 +20,7 @@ import sys
 from typing import TextIO
 
 from llava.eval.generation import GenerationSettings
+from llava.eval.model_vqa import add_model_arguments
 
 
 def load_image(image_file: str):
@@ -33,18 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m llava.serve.cli", description="Chat with a LLaVA checkpoint about one picture."
     )
-    parser.add_argument("--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder or Hub id")
-    parser.add_argument("--model-base", type=str, default=None, help="base model of a LoRA or projector-only run")
+    add_model_arguments(parser)
     parser.add_argument("--image-file", type=str, required=True, help="the picture to talk about")
-    parser.add_argument("--device", type=str, default="cuda", help="cuda (falls back to cpu without CUDA) or cpu")
     parser.add_argument("--conv-mode", type=str, default=None,
                         help="conversation template (default: inferred from the model's name, as upstream)")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy answers")
     # Deviation from upstream: --top-p added (upstream's cli samples with temperature alone).
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (with temperature > 0)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
-    parser.add_argument("--load-8bit", action="store_true")
-    parser.add_argument("--load-4bit", action="store_true")
     parser.add_argument("--debug", action="store_true", help="print each prompt and reply after the reply")
     return parser
 

@@ -28,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llava.images import ImageReadError, open_image
+from llava.utils import jsonl_records
+
 EVAL_FOLDER = "eval"  # llava.train.evaluation.EVAL_FOLDER (not imported: serving stays torch-free here)
 HISTORY_FILE = "history.json"
 REQUIRED_KEYS = ("question_id", "question", "prediction", "answers", "vqa_accuracy")
@@ -85,37 +88,27 @@ class RunEvaluations:
         if not relative:
             return None
         if relative not in self._thumbnails:
-            from PIL import Image
-
             try:
-                with Image.open(self.image_path(relative)) as picture:
-                    picture.draft("RGB", (2 * THUMBNAIL_PIXELS, 2 * THUMBNAIL_PIXELS))  # JPEG: decode at 1/2..1/8 scale
-                    small = picture.convert("RGB")
-                    small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+                # JPEG: decode at 1/2..1/8 scale
+                small = open_image(self.image_path(relative), draft=(2 * THUMBNAIL_PIXELS, 2 * THUMBNAIL_PIXELS))
+            except ImageReadError:  # missing or unreadable: the table says so in the cell
+                self._thumbnails[relative] = None
+            else:
+                small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
                 buffer = io.BytesIO()
                 small.save(buffer, format="JPEG", quality=85)
                 self._thumbnails[relative] = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-            except OSError:  # missing or unreadable: the table says so in the cell
-                self._thumbnails[relative] = None
         return self._thumbnails[relative]
 
 
 def _read_predictions(path: Path, problems: list[str]) -> list[dict]:
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"{path}:{line_number}: not valid JSON ({error.msg})")
-                continue
-            missing = [key for key in REQUIRED_KEYS if key not in record]
-            if missing:
-                problems.append(f"{path}:{line_number}: record lacks {missing}")
-                continue
-            records.append(record)
+    for line_number, record in jsonl_records(path, problems):
+        missing = [key for key in REQUIRED_KEYS if key not in record]
+        if missing:
+            problems.append(f"{path}:{line_number}: record lacks {missing}")
+            continue
+        records.append(record)
     return records
 
 

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from llava.eval.generation import GenerationSettings
+from llava.eval.model_vqa import add_model_arguments
 
 DEFAULT_TEMPERATURE = 0.2  # upstream's page defaults
 DEFAULT_TOP_P = 0.7
@@ -129,12 +130,7 @@ def build_app(chat_model, conv_mode: str, run=None):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m llava.serve.gradio_web_server",
                                      description="Chat with a LLaVA checkpoint in a web page (one process).")
-    parser.add_argument("--model-path", type=str, required=True, help="checkpoint folder, run folder or Hub id")
-    parser.add_argument("--model-base", type=str, default=None, help="base model of a LoRA or projector-only run")
-    quantization = parser.add_mutually_exclusive_group()
-    quantization.add_argument("--load-8bit", action="store_true")
-    quantization.add_argument("--load-4bit", action="store_true")
-    parser.add_argument("--device", type=str, default="cuda", help="cuda (falls back to cpu without CUDA) or cpu")
+    add_model_arguments(parser, model_path_required=True, exclusive_bits=True)
     parser.add_argument("--conv-mode", type=str, default=None,
                         help="conversation template (default: inferred from the model's name, as upstream)")
     parser.add_argument("--image-folder", type=str, default=None,

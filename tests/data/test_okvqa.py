@@ -693,3 +693,11 @@ def test_official_question_without_image_id_is_a_bad_question(official, tmp_path
         run(official, tmp_path / "out")
     run(official, tmp_path / "out", skip_bad_questions=True)
     assert ids(load(tmp_path / "out" / "train.json")) == [1231, 4560, 7890]
+
+
+def test_okvqa_category_table_is_the_converters_and_the_scorers():
+    from llava.data import okvqa
+    from llava.metrics.annotations import OKVQA_CATEGORIES
+
+    assert okvqa.CATEGORIES is OKVQA_CATEGORIES
+    assert len(OKVQA_CATEGORIES) == 11 and OKVQA_CATEGORIES["eight"] == "Plants and Animals"

@@ -85,3 +85,4 @@ def test_unknown_layout_and_wrong_format_are_named(tmp_path):
         load_annotations(write(tmp_path / "x.json", {"something": 1}))
     with pytest.raises(ScoringError, match="format 'other/2'"):
         load_annotations(write(tmp_path / "y.json", {"format": "other/2", "questions": {}}))
+

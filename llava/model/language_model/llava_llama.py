@@ -49,13 +49,7 @@ class LlavaLlamaForCausalLM(LlamaForCausalLM, LlavaMetaForCausalLM):
         **kwargs,
     ):
         if inputs_embeds is None and images is not None and input_ids is not None and input_ids.shape[1] > 1:
-            spliced = self.splice_image_features(
-                input_ids,
-                attention_mask,
-                labels,
-                images,
-                padding_side=getattr(self.config, "tokenizer_padding_side", "right"),
-            )
+            spliced = self.splice_image_features(input_ids, attention_mask, labels, images)
             input_ids, inputs_embeds = None, spliced.inputs_embeds
             attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
         return super().forward(

@@ -12,6 +12,8 @@ import re
 
 from torch import nn
 
+from ..mm_config import mm_setting
+
 _MLP_PATTERN = re.compile(r"^mlp(\d+)x_gelu$")
 
 
@@ -52,5 +54,5 @@ def build_projector(projector_type: str, vision_hidden_size: int, text_hidden_si
 def build_vision_projector(config, delay_load: bool = False, **kwargs) -> nn.Module:
     """Upstream's front: the projector described by a LLaVA config."""
     return build_projector(
-        getattr(config, "mm_projector_type", "linear"), config.mm_hidden_size, config.hidden_size
+        mm_setting(config, "mm_projector_type"), config.mm_hidden_size, config.hidden_size
     )
