@@ -109,7 +109,6 @@ def load_pretrained_model(
 
     allow_base_mismatch = bool(kwargs.pop("allow_base_mismatch", False))
     device = resolve_device(device)
-    allow_base_mismatch = bool(kwargs.pop("allow_base_mismatch", False))
     dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None) or default_dtype(device)
     load_kwargs = dict(kwargs)
     load_kwargs["dtype"] = dtype
