@@ -196,8 +196,17 @@ class DataArguments:
     )
 
 
+# A hook for patches: field groups TrainingArguments also carries (their flags parse with it).
+TRAINING_FIELD_GROUPS: tuple[type, ...] = ()
+# [patch 0001-eval-between-epochs]
+from llava.train.eval_arguments import EvalArguments, validate_evaluation_args  # noqa: E402
+
+TRAINING_FIELD_GROUPS = (*TRAINING_FIELD_GROUPS, EvalArguments)
+# [/patch 0001-eval-between-epochs]
+
+
 @dataclass
-class TrainingArguments(transformers.TrainingArguments):
+class TrainingArguments(transformers.TrainingArguments, *TRAINING_FIELD_GROUPS):
     """transformers' TrainingArguments plus upstream LLaVA's training, quantization and LoRA flags."""
 
     cache_dir: str | None = field(
@@ -798,16 +807,6 @@ def _check_data(model_args, data_args, training_args) -> list[str]:
     return problems
 
 
-def _check_evaluation(model_args, data_args, training_args) -> list[str]:
-    strategy = _enum_value(getattr(training_args, "eval_strategy", "no"))
-    if strategy != "no" and getattr(data_args, "validation_data_path", None) is None:
-        return [
-            f"--eval_strategy {strategy} without evaluation data: give --validation_data_path "
-            "(for OK-VQA: playground/data/okvqa/val_subset.json) or use --eval_strategy no"
-        ]
-    return []
-
-
 _CHECKS: tuple[Callable[[Any, Any, Any], list[str]], ...] = (
     _check_deepspeed,
     _check_quantization,
@@ -817,31 +816,11 @@ _CHECKS: tuple[Callable[[Any, Any, Any], list[str]], ...] = (
     _check_trainable_parts,
     _check_lora,
     _check_data,
-    _check_evaluation,
     check_run_inputs,
 )
 
 
 # [patch 0001-eval-between-epochs]
-# Evaluation between epochs adds its flags by extending the three dataclasses under
-# their own names (so the patch only adds lines) and its checks to the table.
-from llava.train.evaluation import (  # noqa: E402
-    EvaluationDataArguments,
-    EvaluationTrainingArguments,
-    validate_evaluation_args,
-)
-
-
-@dataclass
-class DataArguments(DataArguments, EvaluationDataArguments):  # noqa: F811
-    __doc__ = DataArguments.__doc__
-
-
-@dataclass
-class TrainingArguments(TrainingArguments, EvaluationTrainingArguments):  # noqa: F811
-    __doc__ = TrainingArguments.__doc__
-
-
 _CHECKS = (*_CHECKS, validate_evaluation_args)
 # [/patch 0001-eval-between-epochs]
 

@@ -44,13 +44,12 @@ from torch.utils.data import Dataset
 
 from llava import conversation as conversation_lib
 from llava.constants import (
-    DEFAULT_IM_END_TOKEN,
-    DEFAULT_IM_START_TOKEN,
     DEFAULT_IMAGE_TOKEN,
     IGNORE_INDEX,
     IMAGE_TOKEN_INDEX,
 )
 from llava.conversation import Conversation, SeparatorStyle
+from llava.eval.generation import image_turn
 from llava.mm_utils import process_images, tokenizer_image_token_with_offsets
 
 logger = logging.getLogger(__name__)
@@ -156,20 +155,12 @@ def preprocess_multimodal(
     mmtag check) is ``conversation_template`` or, when None, the module's
     ``default_conversation`` read now.
     """
-    if not getattr(data_args, "is_multimodal", False):
+    if not data_args.is_multimodal:
         return sources
     template = resolve_template(conversation_template)
-    use_im_start_end = getattr(data_args, "mm_use_im_start_end", False)
     for source in sources:
         for turn in source:
-            value = turn["value"]
-            if DEFAULT_IMAGE_TOKEN in value:
-                value = (DEFAULT_IMAGE_TOKEN + "\n" + value.replace(DEFAULT_IMAGE_TOKEN, "").strip()).strip()
-                if "mmtag" in template.version:
-                    value = value.replace(DEFAULT_IMAGE_TOKEN, "<Image>" + DEFAULT_IMAGE_TOKEN + "</Image>")
-            if use_im_start_end:
-                value = value.replace(DEFAULT_IMAGE_TOKEN, DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN)
-            turn["value"] = value
+            turn["value"] = image_turn(turn["value"], template, data_args.mm_use_im_start_end)
     return sources
 
 
@@ -432,7 +423,7 @@ class LazySupervisedDataset(Dataset):
         return f"data file {self.data_path}, {describe_entry(self.entry_indices[i], self.list_data_dict[i])}"
 
     def _load_image(self, image_file: Any) -> torch.Tensor:
-        from PIL import Image
+        from llava.images import ImageReadError, open_image
 
         if not isinstance(image_file, str) or not image_file:
             raise DatasetError(f"'image' must be a non-empty relative path; found {image_file!r}")
@@ -442,10 +433,9 @@ class LazySupervisedDataset(Dataset):
         if processor is None:
             raise DatasetError("the record has an image but data_args.image_processor is not set")
         try:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError) as error:  # missing, unreadable or truncated file
-            raise DatasetError(f"cannot read image {path}: {error}") from error
+            image = open_image(path)
+        except ImageReadError as error:  # missing, unreadable or truncated file
+            raise DatasetError(str(error)) from error
         return process_images([image], processor, self.data_args)[0]
 
     def _zero_image(self) -> torch.Tensor:

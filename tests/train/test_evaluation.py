@@ -18,22 +18,11 @@ from launch import ROOT, _free_port, recipe_flags
 
 from llava.conversation import conv_templates, template_for_version
 from llava.train.data import conversation_prompt, preprocess_multimodal
-from llava.train.evaluation import (
-    CURVES_FILE,
-    EVAL_FOLDER,
-    HISTORY_FILE,
-    GenerationItem,
-    LLaVAEvaluator,
-    build_evaluator,
-    epoch_tag,
-    generation_items,
-    generation_prompt,
-    needs_generation,
-    plan_batches,
-    read_history,
-    select_subset,
-    validate_evaluation_args,
-)
+from llava.eval.batching import GenerationItem, generation_items, generation_prompt, plan_batches, select_subset
+from llava.model.image_tokens import num_image_tokens
+from llava.train.eval_arguments import needs_generation, validate_evaluation_args
+from llava.train.eval_reporting import CURVES_FILE, EVAL_FOLDER, HISTORY_FILE, epoch_tag, read_history
+from llava.train.evaluation import LLaVAEvaluator, build_evaluator
 
 HELPER = Path(__file__).with_name("evaluation_train.py")
 CATEGORIES = ("one", "two", "three")
@@ -69,40 +58,36 @@ def tokenizer(tiny_llava_dir):
 def evaluator_for(model, tokenizer, validation_dir, colour_vqa_dir, tmp_path, **overrides) -> LLaVAEvaluator:
     """An evaluator as ``build_evaluator`` makes one for ``--version v1``."""
     args = dict(
-        model_args=SimpleNamespace(vision_tower=str(Path(model.config.mm_vision_tower)), mm_use_im_start_end=False,
-                                   mm_vision_select_feature="patch"),
         data_args=SimpleNamespace(
-            validation_data_path=str(validation_dir / "val.json"), validation_image_folder=None,
             image_folder=str(colour_vqa_dir / "images"), image_processor=model.get_vision_tower().image_processor,
             is_multimodal=True, mm_use_im_start_end=False, image_aspect_ratio="pad", skip_flagged_samples=False,
         ),
         training_args=SimpleNamespace(
-            eval_generate=None, eval_max_samples=None, eval_max_new_tokens=4, eval_log_examples=4, eval_stem=False,
+            validation_data_path=str(validation_dir / "val.json"), validation_image_folder=None, eval_generate=None, eval_max_samples=None, eval_max_new_tokens=4, eval_log_examples=4, eval_stem=False,
             eval_normalization="lmms-eval", eval_multiple_choice=None, per_device_eval_batch_size=4,
             model_max_length=512, seed=0, data_seed=None,
             metric_for_best_model=None, output_dir=str(tmp_path / "run"),
         ),
     )
     for key, value in overrides.items():
-        group = next(name for name in ("training_args", "data_args", "model_args") if hasattr(args[name], key))
+        group = next(name for name in ("training_args", "data_args") if hasattr(args[name], key))
         setattr(args[group], key, value)
-    return build_evaluator(tokenizer, template_for_version("v1"), args["model_args"], args["data_args"],
-                           args["training_args"])
+    return build_evaluator(tokenizer, template_for_version("v1"), args["data_args"], args["training_args"],
+                           num_image_tokens(str(Path(model.config.mm_vision_tower)), "patch"))
 
 
 # ---------------------------------------------------------------------------------- flags
 
 
 def flag_values(**overrides):
-    data = SimpleNamespace(validation_data_path=None, validation_image_folder=None)
     training = SimpleNamespace(
-        eval_strategy="no", eval_on_start=False, eval_generate=None, metric_for_best_model=None,
+        validation_data_path=None, validation_image_folder=None, eval_strategy="no", eval_on_start=False, eval_generate=None, metric_for_best_model=None,
         greater_is_better=None, load_best_model_at_end=False, save_strategy="steps", eval_max_samples=None,
         eval_max_new_tokens=16, eval_log_examples=32, per_device_eval_batch_size=8, eval_normalization="lmms-eval",
     )
     for key, value in overrides.items():
-        setattr(data if hasattr(data, key) else training, key, value)
-    return None, data, training
+        setattr(training, key, value)
+    return None, None, training
 
 
 def test_good_evaluation_flags_have_no_problems(validation_dir):

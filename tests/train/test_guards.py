@@ -33,7 +33,7 @@ from llava.train.guards import (
     TrainingDiverged,
     clean_interrupted_saves,
 )
-from llava.train.steps import latest_checkpoint
+from llava.train.checkpointing import latest_checkpoint
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false")
 TRAIN = [sys.executable, "-m", "llava.train.train"]

@@ -13,7 +13,7 @@ from launch import deepspeed_command, recipe_flags, run
 from safetensors.torch import load_file
 
 from llava.train.checkpointing import NON_LORA_FILE, STAGING_DIR
-from llava.train.steps import latest_checkpoint
+from llava.train.checkpointing import latest_checkpoint
 
 SAVE_STEPS = 4
 
