@@ -1,29 +1,13 @@
 """Training command line: upstream LLaVA's flags as typed dataclasses, parsed and checked up front.
 
-This module's one job is to turn a command line into ``(ModelArguments,
-DataArguments, TrainingArguments)`` or to refuse it, before anything heavy is
-loaded:
+Turns a command line into ``(ModelArguments, DataArguments, TrainingArguments)``
+or refuses it with every problem at once (``ArgumentError``), before anything heavy
+loads. The transformers-4.37 flags upstream's scripts still pass are fields
+(``LegacyTrainingFlags``, listed by ``--help``) that warn and map onto their
+transformers-5 form; without CUDA ``--tf32 True`` is dropped and ``--use_cpu`` set.
+docs/TRAINING.md is the manual.
 
-1. ``rewrite_legacy_flags`` maps the transformers-4.37 flags that upstream's
-   scripts still pass (``--evaluation_strategy``, ``--warmup_ratio``,
-   ``--group_by_length`` ...) onto their transformers-5 form, one deprecation
-   note each on the ``llava`` logger (the table is ``LEGACY_FLAGS``). On a
-   machine without CUDA it also drops ``--tf32 True`` and turns on
-   ``--use_cpu`` (DeepSpeed then runs its processes on the CPU over gloo).
-2. ``transformers.HfArgumentParser`` parses the result into the dataclasses.
-3. ``validate`` checks every flag and every combination and returns all the
-   problems at once, each with its fix; ``parse_args`` raises them together
-   as one ``ArgumentError``. Only then is ``TrainingArguments`` built (its
-   ``__post_init__`` sets up the device and reads the DeepSpeed config).
-4. On the CPU under a multi-process DeepSpeed launch, DeepSpeed is handed the
-   gloo process group that ``use_cpu`` made (transformers does this itself on
-   GPUs), so ZeRO-3's ``zero.Init`` sees the real world size.
-
-Usage (what ``train()`` does first)::
-
-    from llava.train.arguments import parse_args
     model_args, data_args, training_args = parse_args()        # sys.argv[1:]
-    model_args, data_args, training_args = parse_args(["--data_path", "train.json", ...])
 """
 
 import argparse
@@ -34,7 +18,6 @@ import os
 import re
 import sys
 import types
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,8 +34,10 @@ __all__ = [
     "LegacyFlag",
     "ModelArguments",
     "TrainingArguments",
+    "LegacyTrainingFlags",
+    "apply_legacy_flags",
+    "fit_to_machine",
     "parse_args",
-    "rewrite_legacy_flags",
     "validate",
 ]
 
@@ -196,6 +181,226 @@ class DataArguments:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Legacy transformers-4.37 flags: fields that warn and map (TRL's sft_config.py does the same).
+# --------------------------------------------------------------------------------------------
+
+
+def _identity(value: str) -> Any:
+    return value
+
+
+def _boolean(value: str | bool) -> bool:
+    return string_to_bool(value)
+
+
+def _warmup_ratio(value: str) -> float:
+    ratio = float(value)
+    if not 0 <= ratio < 1:
+        raise ValueError(
+            f"--warmup_ratio {value} is not a ratio in [0, 1); give a step count as --warmup_steps N instead"
+        )
+    return ratio
+
+
+def _group_by_length(value: str) -> str | None:
+    return "group_by_length" if string_to_bool(value) else None
+
+
+def _inputs_for_metrics(value: str) -> list[str] | None:
+    return ["inputs"] if string_to_bool(value) else None
+
+
+def _dropped(value: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LegacyFlag:
+    """One transformers-4.37 flag and what it becomes under transformers 5.
+
+    ``new_value`` turns the old value (text) into the value of ``new``; ``None`` (or no
+    ``new`` field at all) drops the flag. A ValueError from it is reported as a problem.
+    """
+
+    old: str
+    new: str | None
+    note: str
+    is_bool: bool = False
+    new_value: Callable[[Any], Any] = _identity
+
+
+LEGACY_FLAGS: tuple[LegacyFlag, ...] = (
+    LegacyFlag(
+        "evaluation_strategy", "eval_strategy", "renamed to --eval_strategy in transformers 5"
+    ),
+    LegacyFlag(
+        "warmup_ratio",
+        "warmup_steps",
+        "removed in transformers 5; a float below 1 in --warmup_steps is the same ratio of the total steps",
+        new_value=_warmup_ratio,
+    ),
+    LegacyFlag(
+        "group_by_length",
+        "train_sampling_strategy",
+        "removed in transformers 5; True becomes --train_sampling_strategy group_by_length, False the default",
+        is_bool=True,
+        new_value=_group_by_length,
+    ),
+    LegacyFlag(
+        "overwrite_output_dir",
+        None,
+        "removed in transformers 5 and ignored: a run resumes from the newest checkpoint-* in --output_dir "
+        "(as upstream); point --output_dir at a new folder to start over",
+        is_bool=True,
+        new_value=_dropped,
+    ),
+    LegacyFlag(
+        "logging_dir",
+        None,
+        "removed in transformers 5 and ignored: TensorBoard logs go to $TENSORBOARD_LOGGING_DIR, "
+        "else to <output_dir>/runs/; set that variable to keep this folder",
+        new_value=_dropped,
+    ),
+    LegacyFlag(
+        "no_cuda",
+        "use_cpu",
+        "renamed to --use_cpu in transformers 5",
+        is_bool=True,
+        new_value=_boolean,
+    ),
+    LegacyFlag(
+        "save_safetensors",
+        None,
+        "removed in transformers 5 and ignored: checkpoints are always saved as safetensors",
+        is_bool=True,
+        new_value=_dropped,
+    ),
+    LegacyFlag(
+        "per_gpu_train_batch_size",
+        "per_device_train_batch_size",
+        "removed in transformers 5; same meaning as --per_device_train_batch_size",
+        new_value=int,
+    ),
+    LegacyFlag(
+        "per_gpu_eval_batch_size",
+        "per_device_eval_batch_size",
+        "removed in transformers 5; same meaning as --per_device_eval_batch_size",
+        new_value=int,
+    ),
+    LegacyFlag(
+        "include_inputs_for_metrics",
+        "include_for_metrics",
+        "removed in transformers 5; True becomes --include_for_metrics inputs",
+        is_bool=True,
+        new_value=_inputs_for_metrics,
+    ),
+    LegacyFlag(
+        "gradient_checkpointing",
+        "activation_checkpointing",
+        "deprecated alias in transformers 5 (removed in 6); passing it on as --activation_checkpointing",
+        is_bool=True,
+        new_value=_boolean,
+    ),
+)
+
+
+# Bare "--flag" (no value): "True" for a boolean legacy flag, this marker ("needs a value") otherwise.
+_NO_VALUE = ""
+
+
+def _legacy_field(flag: LegacyFlag):
+    return field(
+        default=None,
+        metadata={
+            "help": f"Deprecated (transformers 4.37): {flag.note}.",
+            "nargs": "?",
+            "const": "True" if flag.is_bool else _NO_VALUE,
+        },
+    )
+
+
+_BY_NAME = {flag.old: flag for flag in LEGACY_FLAGS}
+
+
+@dataclass
+class LegacyTrainingFlags:
+    """The transformers-4.37 flags upstream's scripts still pass; ``TrainingArguments`` maps them.
+
+    ``--gradient_checkpointing`` is still a transformers field (a deprecated alias) and is
+    mapped the same way.
+    """
+
+    evaluation_strategy: str | None = _legacy_field(_BY_NAME["evaluation_strategy"])
+    warmup_ratio: str | None = _legacy_field(_BY_NAME["warmup_ratio"])
+    group_by_length: str | None = _legacy_field(_BY_NAME["group_by_length"])
+    overwrite_output_dir: str | None = _legacy_field(_BY_NAME["overwrite_output_dir"])
+    logging_dir: str | None = _legacy_field(_BY_NAME["logging_dir"])
+    no_cuda: str | None = _legacy_field(_BY_NAME["no_cuda"])
+    save_safetensors: str | None = _legacy_field(_BY_NAME["save_safetensors"])
+    per_gpu_train_batch_size: str | None = _legacy_field(_BY_NAME["per_gpu_train_batch_size"])
+    per_gpu_eval_batch_size: str | None = _legacy_field(_BY_NAME["per_gpu_eval_batch_size"])
+    include_inputs_for_metrics: str | None = _legacy_field(_BY_NAME["include_inputs_for_metrics"])
+
+
+def apply_legacy_flags(
+    values: dict[str, Any],
+    given: set[str] | frozenset[str] = frozenset(),
+    flags: Sequence[LegacyFlag] = LEGACY_FLAGS,
+) -> list[str]:
+    """Map the legacy flags in ``values`` (field name -> value) onto their transformers-5 fields.
+
+    Each legacy value found is cleared and its new field set, with one deprecation note
+    on the ``llava`` logger; ``given``: the flags named on the command line (a legacy flag
+    together with its new one is a problem). Returns the problems (values that cannot be
+    mapped), each with its fix; the mapping itself is idempotent.
+    """
+    problems: list[str] = []
+    for legacy in flags:
+        value = values.get(legacy.old)
+        if value is None:
+            continue
+        values[legacy.old] = None
+        if legacy.new is not None and legacy.new in given:
+            problems.append(f"--{legacy.old} and --{legacy.new} are both given: pass only --{legacy.new}")
+            continue
+        if value == _NO_VALUE:
+            problems.append(f"--{legacy.old} needs a value ({legacy.note})")
+            continue
+        try:
+            new_value = legacy.new_value(value)
+        except (ValueError, argparse.ArgumentTypeError) as error:
+            problems.append(f"--{legacy.old} {value}: {error}")
+            continue
+        if legacy.new is None or new_value is None:
+            logger.warning("deprecated flag --%s %s dropped: %s", legacy.old, value, legacy.note)
+            continue
+        logger.warning("deprecated flag --%s %s: %s", legacy.old, value, legacy.note)
+        values[legacy.new] = new_value
+    return problems
+
+
+_TF32_NOTE = (
+    "--tf32 True ignored: TF32 is a CUDA (Ampere or newer) feature and this machine has no CUDA"
+)
+_USE_CPU_NOTE = (
+    "no CUDA device: setting --use_cpu True (DeepSpeed runs its processes on the CPU over gloo)"
+)
+
+
+def fit_to_machine(values: dict[str, Any], given: set[str] | frozenset[str], *, cuda_available: bool) -> None:
+    """Without CUDA: ``--tf32 True`` is dropped with a warning and ``--use_cpu True`` set (unless
+    ``--use_cpu`` or ``--no_cuda`` is given) with an info line. With CUDA nothing changes."""
+    if cuda_available:
+        return
+    if values.get("tf32"):
+        logger.warning(_TF32_NOTE)
+        values["tf32"] = None
+    if "use_cpu" not in given and "no_cuda" not in given:
+        logger.info(_USE_CPU_NOTE)
+        values["use_cpu"] = True
+
+
 # A hook for patches: field groups TrainingArguments also carries (their flags parse with it).
 TRAINING_FIELD_GROUPS: tuple[type, ...] = ()
 # [patch 0001-eval-between-epochs]
@@ -206,8 +411,18 @@ TRAINING_FIELD_GROUPS = (*TRAINING_FIELD_GROUPS, EvalArguments)
 
 
 @dataclass
-class TrainingArguments(transformers.TrainingArguments, *TRAINING_FIELD_GROUPS):
+class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TRAINING_FIELD_GROUPS):
     """transformers' TrainingArguments plus upstream LLaVA's training, quantization and LoRA flags."""
+
+    def __post_init__(self):
+        # Deviation from upstream: transformers 5 dropped these flags; they warn and map here.
+        values = {name: getattr(self, name) for name in _OWN_LEGACY_AND_TARGET_FIELDS}
+        problems = apply_legacy_flags(values, flags=_OWN_LEGACY_FLAGS)
+        if problems:
+            raise ValueError("; ".join(problems))
+        for name, value in values.items():
+            setattr(self, name, value)
+        super().__post_init__()
 
     cache_dir: str | None = field(
         default=None,
@@ -304,247 +519,14 @@ class TrainingArguments(transformers.TrainingArguments, *TRAINING_FIELD_GROUPS):
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Legacy transformers-4.37 flags.
-# --------------------------------------------------------------------------------------------
-
-
-def _identity(value: str) -> str | None:
-    return value
-
-
-def _bool_text(value: str) -> str | None:
-    return str(string_to_bool(value))
-
-
-def _warmup_ratio_to_steps(value: str) -> str | None:
-    ratio = float(value)
-    if not 0 <= ratio < 1:
-        raise ValueError(
-            f"--warmup_ratio {value} is not a ratio in [0, 1); give a step count as --warmup_steps N instead"
-        )
-    return value
-
-
-def _group_by_length(value: str) -> str | None:
-    return "group_by_length" if string_to_bool(value) else None
-
-
-def _inputs_for_metrics(value: str) -> str | None:
-    return "inputs" if string_to_bool(value) else None
-
-
-def _dropped(value: str) -> str | None:
-    return None
-
-
-@dataclass(frozen=True)
-class LegacyFlag:
-    """One transformers-4.37 flag and what it becomes under transformers 5.
-
-    ``new_value`` turns the old value (text) into the value of ``--new``; ``None`` (or no
-    ``new`` flag at all) drops the flag. A ValueError from it is reported as a problem.
-    """
-
-    old: str
-    new: str | None
-    note: str
-    is_bool: bool = False
-    new_value: Callable[[str], str | None] = _identity
-
-
-LEGACY_FLAGS: tuple[LegacyFlag, ...] = (
-    LegacyFlag(
-        "evaluation_strategy", "eval_strategy", "renamed to --eval_strategy in transformers 5"
-    ),
-    LegacyFlag(
-        "warmup_ratio",
-        "warmup_steps",
-        "removed in transformers 5; a float below 1 in --warmup_steps is the same ratio of the total steps",
-        new_value=_warmup_ratio_to_steps,
-    ),
-    LegacyFlag(
-        "group_by_length",
-        "train_sampling_strategy",
-        "removed in transformers 5; True becomes --train_sampling_strategy group_by_length, False the default",
-        is_bool=True,
-        new_value=_group_by_length,
-    ),
-    LegacyFlag(
-        "overwrite_output_dir",
-        None,
-        "removed in transformers 5 and ignored: a run resumes from the newest checkpoint-* in --output_dir "
-        "(as upstream); point --output_dir at a new folder to start over",
-        is_bool=True,
-        new_value=_dropped,
-    ),
-    LegacyFlag(
-        "logging_dir",
-        None,
-        "removed in transformers 5 and ignored: TensorBoard logs go to $TENSORBOARD_LOGGING_DIR, "
-        "else to <output_dir>/runs/; set that variable to keep this folder",
-        new_value=_dropped,
-    ),
-    LegacyFlag(
-        "no_cuda",
-        "use_cpu",
-        "renamed to --use_cpu in transformers 5",
-        is_bool=True,
-        new_value=_bool_text,
-    ),
-    LegacyFlag(
-        "save_safetensors",
-        None,
-        "removed in transformers 5 and ignored: checkpoints are always saved as safetensors",
-        is_bool=True,
-        new_value=_dropped,
-    ),
-    LegacyFlag(
-        "per_gpu_train_batch_size",
-        "per_device_train_batch_size",
-        "removed in transformers 5; same meaning as --per_device_train_batch_size",
-    ),
-    LegacyFlag(
-        "per_gpu_eval_batch_size",
-        "per_device_eval_batch_size",
-        "removed in transformers 5; same meaning as --per_device_eval_batch_size",
-    ),
-    LegacyFlag(
-        "include_inputs_for_metrics",
-        "include_for_metrics",
-        "removed in transformers 5; True becomes --include_for_metrics inputs",
-        is_bool=True,
-        new_value=_inputs_for_metrics,
-    ),
-    LegacyFlag(
-        "gradient_checkpointing",
-        "activation_checkpointing",
-        "deprecated alias in transformers 5 (removed in 6); passing it on as --activation_checkpointing",
-        is_bool=True,
-        new_value=_bool_text,
-    ),
+# The legacy flags that are fields of LegacyTrainingFlags (--gradient_checkpointing is transformers'
+# own, mirrored from --activation_checkpointing after __post_init__: mapped on the command line only).
+_OWN_LEGACY_FLAGS = tuple(
+    flag for flag in LEGACY_FLAGS if flag.old in {item.name for item in dataclasses.fields(LegacyTrainingFlags)}
 )
-
-_LEGACY_BY_NAME = types.MappingProxyType({flag.old: flag for flag in LEGACY_FLAGS})
-
-_TF32_NOTE = (
-    "--tf32 True ignored: TF32 is a CUDA (Ampere or newer) feature and this machine has no CUDA"
+_OWN_LEGACY_AND_TARGET_FIELDS = tuple(
+    {name: None for flag in _OWN_LEGACY_FLAGS for name in (flag.old, flag.new) if name is not None}
 )
-_USE_CPU_NOTE = (
-    "no CUDA device: setting --use_cpu True (DeepSpeed runs its processes on the CPU over gloo)"
-)
-
-
-def _split_flag(token: str) -> tuple[str | None, str | None]:
-    """'--a-b=c' -> ('a_b', 'c'); '--a' -> ('a', None); anything else -> (None, None)."""
-    if not token.startswith("--") or token == "--":
-        return None, None
-    name, sep, value = token[2:].partition("=")
-    return name.replace("-", "_"), (value if sep else None)
-
-
-def _value_follows(argv: Sequence[str], index: int) -> bool:
-    return index + 1 < len(argv) and not argv[index + 1].startswith("--")
-
-
-def _optional_bool_flags() -> frozenset[str]:
-    """Flags typed ``bool | None`` with default None: argparse wants a value after them."""
-    names = set()
-    for dataclass_type in (ModelArguments, DataArguments, TrainingArguments):
-        hints = typing.get_type_hints(dataclass_type)
-        for item in dataclasses.fields(dataclass_type):
-            if item.init and item.default is None and hints[item.name] == bool | None:
-                names.add(item.name)
-    return frozenset(names)
-
-
-def _take_value(
-    argv: Sequence[str], index: int, inline_value: str | None, implied: str | None
-) -> tuple[str | None, int]:
-    """The value of the flag at ``argv[index]`` and the index after it.
-
-    ``--flag=value`` and ``--flag value`` give ``value``; a flag followed by another flag
-    (or by nothing) gives ``implied`` (``"True"`` for a boolean, None when a value is needed).
-    """
-    if inline_value is not None:
-        return inline_value, index + 1
-    if _value_follows(argv, index):
-        return argv[index + 1], index + 2
-    return implied, index + 1
-
-
-def _rewrite_legacy(
-    legacy: LegacyFlag, value: str, given: set[str]
-) -> tuple[list[str], str | None]:
-    """The transformers-5 tokens for one legacy flag, or a problem; logs its note."""
-    if legacy.new is not None and legacy.new in given:
-        return [], f"--{legacy.old} and --{legacy.new} are both given: pass only --{legacy.new}"
-    try:
-        new_value = legacy.new_value(value)
-    except (ValueError, argparse.ArgumentTypeError) as error:
-        return [], f"--{legacy.old} {value}: {error}"
-    if legacy.new is None or new_value is None:
-        logger.warning("deprecated flag --%s %s dropped: %s", legacy.old, value, legacy.note)
-        return [], None
-    logger.warning("deprecated flag --%s %s: %s", legacy.old, value, legacy.note)
-    return [f"--{legacy.new}", new_value], None
-
-
-def _rewrite_tf32_without_cuda(value: str) -> tuple[list[str], str | None]:
-    try:
-        wants_tf32 = string_to_bool(value)
-    except argparse.ArgumentTypeError as error:
-        return [], f"--tf32 {value}: {error}"
-    if wants_tf32:
-        logger.warning(_TF32_NOTE)
-        return [], None
-    return ["--tf32", "False"], None
-
-
-def rewrite_legacy_flags(
-    argv: Sequence[str], *, cuda_available: bool
-) -> tuple[list[str], list[str]]:
-    """Rewrite a command line for transformers 5; return ``(new_argv, problems)``.
-
-    Each legacy flag of ``LEGACY_FLAGS`` is replaced (``--flag value`` and ``--flag=value``;
-    a boolean one may come without a value, meaning True) with one warning on the
-    ``llava`` logger. Without CUDA, ``--tf32 True`` is dropped with a warning and
-    ``--use_cpu True`` is added (unless ``--use_cpu`` is given) with an info line. A bare
-    ``--tf32`` / ``--activation_checkpointing`` style flag (``bool | None`` fields) gets an
-    explicit ``True``. Values that cannot be mapped come back as problems, not exceptions.
-    """
-    problems: list[str] = []
-    given = {name for name, _ in map(_split_flag, argv) if name}
-    optional_bools = _optional_bool_flags()
-    out: list[str] = []
-    index = 0
-    while index < len(argv):
-        name, inline_value = _split_flag(argv[index])
-        legacy = _LEGACY_BY_NAME.get(name) if name else None
-        if legacy is not None:
-            value, index = _take_value(
-                argv, index, inline_value, "True" if legacy.is_bool else None
-            )
-            if value is None:
-                tokens, problem = [], f"--{legacy.old} needs a value ({legacy.note})"
-            else:
-                tokens, problem = _rewrite_legacy(legacy, value, given)
-        elif name == "tf32" and not cuda_available:
-            value, index = _take_value(argv, index, inline_value, "True")
-            tokens, problem = _rewrite_tf32_without_cuda(value)
-        else:
-            bare = (
-                name in optional_bools and inline_value is None and not _value_follows(argv, index)
-            )
-            tokens, problem = [argv[index], *(["True"] if bare else [])], None
-            index += 1
-        out += tokens
-        if problem:
-            problems.append(problem)
-    if not cuda_available and "use_cpu" not in given and "no_cuda" not in given:
-        logger.info(_USE_CPU_NOTE)
-        out += ["--use_cpu", "True"]
-    return out, problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -851,6 +833,26 @@ def _init_field_names(dataclass_type: type) -> set[str]:
     return {item.name for item in dataclasses.fields(dataclass_type) if item.init}
 
 
+def given_flags(argv: Sequence[str]) -> frozenset[str]:
+    """The field names a command line names (``--a-b=c`` and ``--a_b c`` both give ``a_b``)."""
+    return frozenset(
+        token[2:].partition("=")[0].replace("-", "_") for token in argv if token.startswith("--") and token != "--"
+    )
+
+
+def argument_parser() -> transformers.HfArgumentParser:
+    """The parser of the three dataclasses; a bare ``--flag`` of a ``bool | None`` field means True."""
+    parser = transformers.HfArgumentParser(
+        (ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False, exit_on_error=False
+    )
+    # HfArgumentParser wants a value after a `bool | None` flag (--tf32, --eval_generate ...);
+    # upstream's scripts pass some bare, as for plain booleans.
+    for action in parser._actions:
+        if action.type is string_to_bool and action.nargs is None:
+            action.nargs, action.const = "?", True
+    return parser
+
+
 def parse_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
@@ -860,10 +862,8 @@ def parse_args(
     combinations) before any model, tokenizer or data is loaded.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv, problems = rewrite_legacy_flags(argv, cuda_available=_cuda_available())
-    parser = transformers.HfArgumentParser(
-        (ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False, exit_on_error=False
-    )
+    problems: list[str] = []
+    parser = argument_parser()
     try:
         namespace, unknown = parser.parse_known_args(argv)
     except argparse.ArgumentError as error:
@@ -877,6 +877,9 @@ def parse_args(
     model_args = ModelArguments(**{k: values[k] for k in _init_field_names(ModelArguments)})
     data_args = DataArguments(**{k: values[k] for k in _init_field_names(DataArguments)})
     training_values = {k: values[k] for k in _init_field_names(TrainingArguments)}
+    given = given_flags(argv)
+    problems += apply_legacy_flags(training_values, given)
+    fit_to_machine(training_values, given, cuda_available=_cuda_available())
     # Validate the raw values first: TrainingArguments.__post_init__ would stop at the first
     # problem it sees (and opens the DeepSpeed config), we want all of them, with their fixes.
     problems += validate(model_args, data_args, types.SimpleNamespace(**training_values))

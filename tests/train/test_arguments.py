@@ -19,8 +19,9 @@ from llava.train.arguments import (
     DataArguments,
     ModelArguments,
     TrainingArguments,
+    argument_parser,
+    fit_to_machine,
     parse_args,
-    rewrite_legacy_flags,
     validate,
 )
 
@@ -287,16 +288,18 @@ def test_use_cpu_is_set_without_cuda(paths, caplog):
     assert infos == [arguments._USE_CPU_NOTE]
 
 
-def test_rewrite_with_cuda_keeps_tf32_and_device():
-    argv, problems = rewrite_legacy_flags(["--tf32", "True", "--bf16"], cuda_available=True)
-    assert argv == ["--tf32", "True", "--bf16"] and problems == []
-    argv, _ = rewrite_legacy_flags(["--tf32", "--bf16", "True"], cuda_available=True)
-    assert argv == ["--tf32", "True", "--bf16", "True"]  # bare bool | None flag gets its value
+def test_with_cuda_tf32_and_device_are_kept():
+    values = {"tf32": True, "bf16": True, "use_cpu": False}
+    fit_to_machine(values, frozenset({"tf32", "bf16"}), cuda_available=True)
+    assert values == {"tf32": True, "bf16": True, "use_cpu": False}
+    namespace, _ = argument_parser().parse_known_args(["--tf32", "--bf16", "True"])
+    assert namespace.tf32 is True and namespace.bf16 is True  # bare bool | None flag gets its value
 
 
-def test_rewrite_without_cuda_respects_explicit_use_cpu():
-    argv, _ = rewrite_legacy_flags(["--use_cpu", "False"], cuda_available=False)
-    assert argv == ["--use_cpu", "False"]
+def test_without_cuda_an_explicit_use_cpu_is_respected():
+    values = {"tf32": None, "use_cpu": False}
+    fit_to_machine(values, frozenset({"use_cpu"}), cuda_available=False)
+    assert values["use_cpu"] is False
 
 
 # ------------------------------------------------------------------------------------------

@@ -17,11 +17,23 @@ import torch
 from launch import ROOT, _free_port, recipe_flags
 
 from llava.conversation import conv_templates, template_for_version
-from llava.train.data import conversation_prompt, preprocess_multimodal
-from llava.eval.batching import GenerationItem, generation_items, generation_prompt, plan_batches, select_subset
+from llava.eval.batching import (
+    GenerationItem,
+    generation_items,
+    generation_prompt,
+    plan_batches,
+    select_subset,
+)
 from llava.model.image_tokens import num_image_tokens
+from llava.train.data import conversation_prompt, preprocess_multimodal
 from llava.train.eval_arguments import needs_generation, validate_evaluation_args
-from llava.train.eval_reporting import CURVES_FILE, EVAL_FOLDER, HISTORY_FILE, epoch_tag, read_history
+from llava.train.eval_reporting import (
+    CURVES_FILE,
+    EVAL_FOLDER,
+    HISTORY_FILE,
+    epoch_tag,
+    read_history,
+)
 from llava.train.evaluation import LLaVAEvaluator, build_evaluator
 
 HELPER = Path(__file__).with_name("evaluation_train.py")
