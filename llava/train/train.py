@@ -25,6 +25,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llava.train.llava_trainer import LLaVATrainer
 
 if __package__ in (None, ""):  # run as a script: python llava/train/train.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -61,7 +65,6 @@ from llava.train.guards import (  # noqa: E402
     any_rank,
     output_dir_lock,
 )
-from llava.train.llava_trainer import LLaVATrainer  # noqa: E402
 from llava.train.model_setup import (  # noqa: E402
     build_model,
     find_all_linear_names,
@@ -126,6 +129,10 @@ def setup(
     callbacks: Sequence = (),
 ) -> LLaVATrainer:
     """Tokenizer, checked data, model and the Trainer that holds them."""
+    # Imported here: transformers.trainer prints a W&B note on import, and `import llava.train.train`
+    # (upstream's names) stays light.
+    from llava.train.llava_trainer import LLaVATrainer
+
     # Reading .device starts the process group now (ZeRO-3 partitions weights while they load).
     _ = training_args.device
     # Deviation from upstream: upstream's model set-up is unseeded; adapters and new projectors

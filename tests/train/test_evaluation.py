@@ -18,11 +18,8 @@ from launch import ROOT, _free_port, recipe_flags
 
 from llava.conversation import conv_templates, template_for_version
 from llava.eval.batching import (
-    GenerationItem,
     generation_items,
     generation_prompt,
-    plan_batches,
-    select_subset,
 )
 from llava.model.image_tokens import num_image_tokens
 from llava.train.data import conversation_prompt, preprocess_multimodal
@@ -31,7 +28,6 @@ from llava.train.eval_reporting import (
     CURVES_FILE,
     EVAL_FOLDER,
     HISTORY_FILE,
-    epoch_tag,
     read_history,
 )
 from llava.train.evaluation import LLaVAEvaluator, build_evaluator
@@ -174,37 +170,6 @@ def test_generation_items_keep_ids_answers_categories_and_skip_unscorable(valida
     assert text_only.image is None and text_only.question_id == "t1" and text_only.answers == ("two",)
 
 
-def test_subset_is_seeded_in_file_order_and_the_same_every_time():
-    items = [GenerationItem(i, i, "q", "p", None, ("a",), None) for i in range(50)]
-    subset = select_subset(items, 10, seed=3)
-    assert len(subset) == 10 and subset == select_subset(items, 10, seed=3)
-    assert [item.position for item in subset] == sorted(item.position for item in subset)
-    assert subset != select_subset(items, 10, seed=4)
-    assert select_subset(items, None, 0) == items and select_subset(items, 500, 0) == items
-
-
-@pytest.mark.parametrize("images, texts, batch_size, world_size", [
-    (7, 2, 3, 2), (5, 0, 2, 3), (0, 4, 4, 2), (10, 3, 4, 1), (1, 1, 8, 4), (13, 5, 2, 2),
-])
-def test_batches_are_identical_in_number_kind_and_size_on_every_rank(images, texts, batch_size, world_size):
-    items = [GenerationItem(i, i, "q", "p" * (i % 5), f"{i}.png" if i < images else None, ("a",), None)
-             for i in range(images + texts)]
-    plans = [plan_batches(items, batch_size, rank, world_size) for rank in range(world_size)]
-    shapes = [[(len(batch), items[batch[0][0]].image is not None) for batch in plan] for plan in plans]
-    assert all(shape == shapes[0] for shape in shapes)
-    answered = sorted(index for plan in plans for batch in plan for index, padding in batch if not padding)
-    assert answered == list(range(len(items)))  # each question answered exactly once
-    for plan in plans:
-        for batch in plan:
-            assert len({items[index].image is None for index, _ in batch}) == 1  # one kind per batch
-            assert len(batch) <= batch_size
-
-
-def test_epoch_tags():
-    assert epoch_tag(0, 0) == "epoch_0" and epoch_tag(2.0, 18) == "epoch_2" and epoch_tag(None, 0) == "epoch_0"
-    assert epoch_tag(1.5, 13) == "step_13"
-
-
 # --------------------------------------------------------------------- the evaluator, in-process
 
 
@@ -317,25 +282,6 @@ def test_four_bit_model(tiny_llava_dir, tokenizer, validation_dir, colour_vqa_di
     evaluator = evaluator_for(model, tokenizer, validation_dir, colour_vqa_dir, tmp_path, eval_max_samples=4)
     metrics = evaluator.evaluate(model)
     assert metrics["generation_count"] == 4 and metrics["loss"] > 0
-
-
-def test_history_keeps_earlier_evaluations_and_replaces_later_ones(tmp_path):
-    evaluator = LLaVAEvaluator(None, [], image_folder=None, output_dir=tmp_path)
-    for epoch, step, loss in [(0, 0, 3.0), (1, 9, 2.0), (2, 18, 1.5), (1, 9, 2.5)]:  # resumed at step 9
-        evaluator.write_outputs(epoch, step, loss, None)
-    history = read_history(tmp_path / EVAL_FOLDER)
-    assert [(h["tag"], h["eval_loss"]) for h in history] == [("epoch_0", 3.0), ("epoch_1", 2.5)]
-    assert json.loads((tmp_path / EVAL_FOLDER / HISTORY_FILE).read_text()) == history
-
-
-def test_a_nan_evaluation_is_written_as_null(tmp_path):
-    evaluator = LLaVAEvaluator(None, [], image_folder=None, output_dir=tmp_path)
-    evaluator.write_outputs(1, 9, float("nan"), {"vqa_accuracy": float("nan"), "exact_match": 0.0,
-                                                 "per_category": {"other": float("inf")}, "count": 4})
-    text = (tmp_path / EVAL_FOLDER / HISTORY_FILE).read_text()
-    assert "NaN" not in text and "Infinity" not in text
-    entry = json.loads(text)[0]
-    assert entry["eval_loss"] is None and entry["vqa_accuracy"] is None and entry["per_category"] == {"other": None}
 
 
 def test_evaluation_loop_names_metrics_as_the_trainer_does(tiny_llava, tokenizer, validation_dir, colour_vqa_dir,
