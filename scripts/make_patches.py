@@ -40,6 +40,9 @@ PATCHES: dict[str, dict] = {
             "llava/eval/eval_okvqa.py",
             "llava/eval/eval_vqa.py",
             "llava/train/evaluation.py",
+            "llava/train/eval_arguments.py",
+            "llava/train/eval_reporting.py",
+            "llava/eval/batching.py",
             "docs/EVALUATION.md",
             "tests/eval/test_vqa_accuracy.py",
             "tests/eval/test_eval_okvqa.py",
@@ -49,6 +52,8 @@ PATCHES: dict[str, dict] = {
             "tests/metrics/test_choices.py",
             "tests/train/test_evaluation.py",
             "tests/train/evaluation_train.py",
+            "tests/train/test_eval_reporting.py",
+            "tests/eval/test_batching.py",
         ],
     },
     "0002-okvqa-converter": {

@@ -1,7 +1,8 @@
 """Batched greedy answering: prompts in the training template, images, left padding, KV cache.
 
-One implementation for offline answering (``llava.eval.model_vqa``) and for
-evaluation between epochs, so both produce the same text for the same model.
+One implementation (and the one prompt builder, :func:`open_prompt`) for training's
+image turns, offline answering (``llava.eval.model_vqa``, ``run_llava``, ``serve``) and
+evaluation between epochs, so all produce the same text for the same model.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from llava.constants import (
 
 @dataclass(frozen=True)
 class GenerationSettings:
+    """Decoding settings: greedy by default (``temperature`` 0), ``max_new_tokens`` per answer."""
+
     max_new_tokens: int = 16
     temperature: float = 0.0
     top_p: float | None = None
@@ -43,16 +46,43 @@ class GenerationSettings:
         return kwargs
 
 
+def image_turn(value: str, template, mm_use_im_start_end: bool = False) -> str:
+    """A turn's text as training shows it (upstream's ``preprocess_multimodal`` rule).
+
+    In a turn holding ``<image>``, every ``<image>`` is removed and one is put back in
+    front followed by a newline (stripped); an mmtag template wraps it as
+    ``<Image><image></Image>``. With ``mm_use_im_start_end`` every ``<image>`` becomes
+    ``<im_start><image><im_end>``.
+    """
+    if DEFAULT_IMAGE_TOKEN in value:
+        value = (DEFAULT_IMAGE_TOKEN + "\n" + value.replace(DEFAULT_IMAGE_TOKEN, "").strip()).strip()
+        if "mmtag" in template.version:
+            value = value.replace(DEFAULT_IMAGE_TOKEN, "<Image>" + DEFAULT_IMAGE_TOKEN + "</Image>")
+    if mm_use_im_start_end:
+        value = value.replace(DEFAULT_IMAGE_TOKEN, DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN)
+    return value
+
+
+def open_prompt(human_value: str, template) -> str:
+    """The one prompt builder: ``human_value`` as the human turn, then the assistant turn left open.
+
+    Training renders the same template (``llava.train.data.conversation_prompt``), so
+    its prompt for a record starts with exactly this text.
+    """
+    conversation = template.copy()
+    conversation.messages = []
+    conversation.offset = 0
+    conversation.append_message(conversation.roles[0], human_value)
+    conversation.append_message(conversation.roles[1], None)
+    return conversation.get_prompt()
+
+
 def build_prompt(question: str, template, with_image: bool = True, mm_use_im_start_end: bool = False) -> str:
     """The training prompt for ``question`` with the assistant turn left open."""
     if with_image:
         image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if mm_use_im_start_end else DEFAULT_IMAGE_TOKEN
         question = image + "\n" + question
-    conversation = template.copy()
-    conversation.messages = []
-    conversation.append_message(conversation.roles[0], question)
-    conversation.append_message(conversation.roles[1], None)
-    return conversation.get_prompt()
+    return open_prompt(question, template)
 
 
 def _padded(sequences: Sequence[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,40 +1,20 @@
 """Training command line: upstream LLaVA's flags as typed dataclasses, parsed and checked up front.
 
-This module's one job is to turn a command line into ``(ModelArguments,
-DataArguments, TrainingArguments)`` or to refuse it, before anything heavy is
-loaded:
+Turns a command line into ``(ModelArguments, DataArguments, TrainingArguments)``
+or refuses it with every problem at once (``ArgumentError``), before anything heavy
+loads. The transformers-4.37 flags upstream's scripts still pass are fields
+(``LegacyTrainingFlags``, listed by ``--help``) that warn and map onto their
+transformers-5 form; without CUDA ``--tf32 True`` is dropped and ``--use_cpu`` set.
+docs/TRAINING.md is the manual.
 
-1. ``rewrite_legacy_flags`` maps the transformers-4.37 flags that upstream's
-   scripts still pass (``--evaluation_strategy``, ``--warmup_ratio``,
-   ``--group_by_length`` ...) onto their transformers-5 form, one deprecation
-   note each on the ``llava`` logger (the table is ``LEGACY_FLAGS``). On a
-   machine without CUDA it also drops ``--tf32 True`` and turns on
-   ``--use_cpu`` (DeepSpeed then runs its processes on the CPU over gloo).
-2. ``transformers.HfArgumentParser`` parses the result into the dataclasses.
-3. ``validate`` checks every flag and every combination and returns all the
-   problems at once, each with its fix; ``parse_args`` raises them together
-   as one ``ArgumentError``. Only then is ``TrainingArguments`` built (its
-   ``__post_init__`` sets up the device and reads the DeepSpeed config).
-4. On the CPU under a multi-process DeepSpeed launch, DeepSpeed is handed the
-   gloo process group that ``use_cpu`` made (transformers does this itself on
-   GPUs), so ZeRO-3's ``zero.Init`` sees the real world size.
-
-Usage (what ``train()`` does first)::
-
-    from llava.train.arguments import parse_args
     model_args, data_args, training_args = parse_args()        # sys.argv[1:]
-    model_args, data_args, training_args = parse_args(["--data_path", "train.json", ...])
 """
 
 import argparse
 import dataclasses
-import json
 import logging
-import os
-import re
 import sys
 import types
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +22,27 @@ from typing import Any
 import transformers
 from transformers.hf_argparser import string_to_bool
 
+from llava.train.argument_checks import (
+    check_conversation_version,
+    check_data,
+    check_deepspeed,
+    check_lora,
+    check_precision,
+    check_quantization,
+    check_trainable_parts,
+    check_vision,
+    cuda_available,
+)
+from llava.train.argument_checks import deepspeed_config as _deepspeed_config  # noqa: F401  (old name, tests/scripts)
+from llava.train.argument_checks import zero_stage as _zero_stage  # noqa: F401  (old name, tests/scripts)
 from llava.train.input_checks import check_run_inputs
+from llava.train.legacy_flags import (
+    LEGACY_FLAGS,
+    LegacyFlag,
+    LegacyTrainingFlags,
+    apply_legacy_flags,
+    fit_to_machine,
+)
 
 __all__ = [
     "LEGACY_FLAGS",
@@ -51,8 +51,10 @@ __all__ = [
     "LegacyFlag",
     "ModelArguments",
     "TrainingArguments",
+    "LegacyTrainingFlags",
+    "apply_legacy_flags",
+    "fit_to_machine",
     "parse_args",
-    "rewrite_legacy_flags",
     "validate",
 ]
 
@@ -196,9 +198,28 @@ class DataArguments:
     )
 
 
+# A hook for patches: field groups TrainingArguments also carries (their flags parse with it).
+TRAINING_FIELD_GROUPS: tuple[type, ...] = ()
+# [patch 0001-eval-between-epochs]
+from llava.train.eval_arguments import EvalArguments, validate_evaluation_args  # noqa: E402
+
+TRAINING_FIELD_GROUPS = (*TRAINING_FIELD_GROUPS, EvalArguments)
+# [/patch 0001-eval-between-epochs]
+
+
 @dataclass
-class TrainingArguments(transformers.TrainingArguments):
+class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TRAINING_FIELD_GROUPS):
     """transformers' TrainingArguments plus upstream LLaVA's training, quantization and LoRA flags."""
+
+    def __post_init__(self):
+        # Deviation from upstream: transformers 5 dropped these flags; they warn and map here.
+        values = {name: getattr(self, name) for name in _OWN_LEGACY_AND_TARGET_FIELDS}
+        problems = apply_legacy_flags(values, flags=_OWN_LEGACY_FLAGS)
+        if problems:
+            raise ValueError("; ".join(problems))
+        for name, value in values.items():
+            setattr(self, name, value)
+        super().__post_init__()
 
     cache_dir: str | None = field(
         default=None,
@@ -295,247 +316,14 @@ class TrainingArguments(transformers.TrainingArguments):
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Legacy transformers-4.37 flags.
-# --------------------------------------------------------------------------------------------
-
-
-def _identity(value: str) -> str | None:
-    return value
-
-
-def _bool_text(value: str) -> str | None:
-    return str(string_to_bool(value))
-
-
-def _warmup_ratio_to_steps(value: str) -> str | None:
-    ratio = float(value)
-    if not 0 <= ratio < 1:
-        raise ValueError(
-            f"--warmup_ratio {value} is not a ratio in [0, 1); give a step count as --warmup_steps N instead"
-        )
-    return value
-
-
-def _group_by_length(value: str) -> str | None:
-    return "group_by_length" if string_to_bool(value) else None
-
-
-def _inputs_for_metrics(value: str) -> str | None:
-    return "inputs" if string_to_bool(value) else None
-
-
-def _dropped(value: str) -> str | None:
-    return None
-
-
-@dataclass(frozen=True)
-class LegacyFlag:
-    """One transformers-4.37 flag and what it becomes under transformers 5.
-
-    ``new_value`` turns the old value (text) into the value of ``--new``; ``None`` (or no
-    ``new`` flag at all) drops the flag. A ValueError from it is reported as a problem.
-    """
-
-    old: str
-    new: str | None
-    note: str
-    is_bool: bool = False
-    new_value: Callable[[str], str | None] = _identity
-
-
-LEGACY_FLAGS: tuple[LegacyFlag, ...] = (
-    LegacyFlag(
-        "evaluation_strategy", "eval_strategy", "renamed to --eval_strategy in transformers 5"
-    ),
-    LegacyFlag(
-        "warmup_ratio",
-        "warmup_steps",
-        "removed in transformers 5; a float below 1 in --warmup_steps is the same ratio of the total steps",
-        new_value=_warmup_ratio_to_steps,
-    ),
-    LegacyFlag(
-        "group_by_length",
-        "train_sampling_strategy",
-        "removed in transformers 5; True becomes --train_sampling_strategy group_by_length, False the default",
-        is_bool=True,
-        new_value=_group_by_length,
-    ),
-    LegacyFlag(
-        "overwrite_output_dir",
-        None,
-        "removed in transformers 5 and ignored: a run resumes from the newest checkpoint-* in --output_dir "
-        "(as upstream); point --output_dir at a new folder to start over",
-        is_bool=True,
-        new_value=_dropped,
-    ),
-    LegacyFlag(
-        "logging_dir",
-        None,
-        "removed in transformers 5 and ignored: TensorBoard logs go to $TENSORBOARD_LOGGING_DIR, "
-        "else to <output_dir>/runs/; set that variable to keep this folder",
-        new_value=_dropped,
-    ),
-    LegacyFlag(
-        "no_cuda",
-        "use_cpu",
-        "renamed to --use_cpu in transformers 5",
-        is_bool=True,
-        new_value=_bool_text,
-    ),
-    LegacyFlag(
-        "save_safetensors",
-        None,
-        "removed in transformers 5 and ignored: checkpoints are always saved as safetensors",
-        is_bool=True,
-        new_value=_dropped,
-    ),
-    LegacyFlag(
-        "per_gpu_train_batch_size",
-        "per_device_train_batch_size",
-        "removed in transformers 5; same meaning as --per_device_train_batch_size",
-    ),
-    LegacyFlag(
-        "per_gpu_eval_batch_size",
-        "per_device_eval_batch_size",
-        "removed in transformers 5; same meaning as --per_device_eval_batch_size",
-    ),
-    LegacyFlag(
-        "include_inputs_for_metrics",
-        "include_for_metrics",
-        "removed in transformers 5; True becomes --include_for_metrics inputs",
-        is_bool=True,
-        new_value=_inputs_for_metrics,
-    ),
-    LegacyFlag(
-        "gradient_checkpointing",
-        "activation_checkpointing",
-        "deprecated alias in transformers 5 (removed in 6); passing it on as --activation_checkpointing",
-        is_bool=True,
-        new_value=_bool_text,
-    ),
+# The legacy flags that are fields of LegacyTrainingFlags (--gradient_checkpointing is transformers'
+# own, mirrored from --activation_checkpointing after __post_init__: mapped on the command line only).
+_OWN_LEGACY_FLAGS = tuple(
+    flag for flag in LEGACY_FLAGS if flag.old in {item.name for item in dataclasses.fields(LegacyTrainingFlags)}
 )
-
-_LEGACY_BY_NAME = types.MappingProxyType({flag.old: flag for flag in LEGACY_FLAGS})
-
-_TF32_NOTE = (
-    "--tf32 True ignored: TF32 is a CUDA (Ampere or newer) feature and this machine has no CUDA"
+_OWN_LEGACY_AND_TARGET_FIELDS = tuple(
+    {name: None for flag in _OWN_LEGACY_FLAGS for name in (flag.old, flag.new) if name is not None}
 )
-_USE_CPU_NOTE = (
-    "no CUDA device: setting --use_cpu True (DeepSpeed runs its processes on the CPU over gloo)"
-)
-
-
-def _split_flag(token: str) -> tuple[str | None, str | None]:
-    """'--a-b=c' -> ('a_b', 'c'); '--a' -> ('a', None); anything else -> (None, None)."""
-    if not token.startswith("--") or token == "--":
-        return None, None
-    name, sep, value = token[2:].partition("=")
-    return name.replace("-", "_"), (value if sep else None)
-
-
-def _value_follows(argv: Sequence[str], index: int) -> bool:
-    return index + 1 < len(argv) and not argv[index + 1].startswith("--")
-
-
-def _optional_bool_flags() -> frozenset[str]:
-    """Flags typed ``bool | None`` with default None: argparse wants a value after them."""
-    names = set()
-    for dataclass_type in (ModelArguments, DataArguments, TrainingArguments):
-        hints = typing.get_type_hints(dataclass_type)
-        for item in dataclasses.fields(dataclass_type):
-            if item.init and item.default is None and hints[item.name] == bool | None:
-                names.add(item.name)
-    return frozenset(names)
-
-
-def _take_value(
-    argv: Sequence[str], index: int, inline_value: str | None, implied: str | None
-) -> tuple[str | None, int]:
-    """The value of the flag at ``argv[index]`` and the index after it.
-
-    ``--flag=value`` and ``--flag value`` give ``value``; a flag followed by another flag
-    (or by nothing) gives ``implied`` (``"True"`` for a boolean, None when a value is needed).
-    """
-    if inline_value is not None:
-        return inline_value, index + 1
-    if _value_follows(argv, index):
-        return argv[index + 1], index + 2
-    return implied, index + 1
-
-
-def _rewrite_legacy(
-    legacy: LegacyFlag, value: str, given: set[str]
-) -> tuple[list[str], str | None]:
-    """The transformers-5 tokens for one legacy flag, or a problem; logs its note."""
-    if legacy.new is not None and legacy.new in given:
-        return [], f"--{legacy.old} and --{legacy.new} are both given: pass only --{legacy.new}"
-    try:
-        new_value = legacy.new_value(value)
-    except (ValueError, argparse.ArgumentTypeError) as error:
-        return [], f"--{legacy.old} {value}: {error}"
-    if legacy.new is None or new_value is None:
-        logger.warning("deprecated flag --%s %s dropped: %s", legacy.old, value, legacy.note)
-        return [], None
-    logger.warning("deprecated flag --%s %s: %s", legacy.old, value, legacy.note)
-    return [f"--{legacy.new}", new_value], None
-
-
-def _rewrite_tf32_without_cuda(value: str) -> tuple[list[str], str | None]:
-    try:
-        wants_tf32 = string_to_bool(value)
-    except argparse.ArgumentTypeError as error:
-        return [], f"--tf32 {value}: {error}"
-    if wants_tf32:
-        logger.warning(_TF32_NOTE)
-        return [], None
-    return ["--tf32", "False"], None
-
-
-def rewrite_legacy_flags(
-    argv: Sequence[str], *, cuda_available: bool
-) -> tuple[list[str], list[str]]:
-    """Rewrite a command line for transformers 5; return ``(new_argv, problems)``.
-
-    Each legacy flag of ``LEGACY_FLAGS`` is replaced (``--flag value`` and ``--flag=value``;
-    a boolean one may come without a value, meaning True) with one warning on the
-    ``llava`` logger. Without CUDA, ``--tf32 True`` is dropped with a warning and
-    ``--use_cpu True`` is added (unless ``--use_cpu`` is given) with an info line. A bare
-    ``--tf32`` / ``--activation_checkpointing`` style flag (``bool | None`` fields) gets an
-    explicit ``True``. Values that cannot be mapped come back as problems, not exceptions.
-    """
-    problems: list[str] = []
-    given = {name for name, _ in map(_split_flag, argv) if name}
-    optional_bools = _optional_bool_flags()
-    out: list[str] = []
-    index = 0
-    while index < len(argv):
-        name, inline_value = _split_flag(argv[index])
-        legacy = _LEGACY_BY_NAME.get(name) if name else None
-        if legacy is not None:
-            value, index = _take_value(
-                argv, index, inline_value, "True" if legacy.is_bool else None
-            )
-            if value is None:
-                tokens, problem = [], f"--{legacy.old} needs a value ({legacy.note})"
-            else:
-                tokens, problem = _rewrite_legacy(legacy, value, given)
-        elif name == "tf32" and not cuda_available:
-            value, index = _take_value(argv, index, inline_value, "True")
-            tokens, problem = _rewrite_tf32_without_cuda(value)
-        else:
-            bare = (
-                name in optional_bools and inline_value is None and not _value_follows(argv, index)
-            )
-            tokens, problem = [argv[index], *(["True"] if bare else [])], None
-            index += 1
-        out += tokens
-        if problem:
-            problems.append(problem)
-    if not cuda_available and "use_cpu" not in given and "no_cuda" not in given:
-        logger.info(_USE_CPU_NOTE)
-        out += ["--use_cpu", "True"]
-    return out, problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -555,293 +343,20 @@ class ArgumentError(ValueError):
         )
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _enum_value(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
-def _deepspeed_config(value: Any) -> tuple[dict | None, str | None]:
-    """Load a --deepspeed value (path, JSON text or dict): ``(config, None)`` or ``(None, problem)``."""
-    if isinstance(value, dict):
-        return value, None
-    text = str(value)
-    if text.lstrip().startswith("{"):
-        where = "the inline --deepspeed JSON"
-    else:
-        path = os.path.abspath(text)
-        if not os.path.isfile(path):
-            return None, (
-                f"--deepspeed {text}: no such file (looked for {path}); "
-                "use one of scripts/zero2.json, scripts/zero3.json, scripts/zero3_offload.json"
-            )
-        where = path
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as error:
-        return None, (
-            f"--deepspeed: {where} is not valid JSON ({error.msg} at line {error.lineno}, "
-            f"column {error.colno}); fix the file or use scripts/zero2.json"
-        )
-    if not isinstance(config, dict):
-        return (
-            None,
-            f"--deepspeed: {where} holds a JSON {type(config).__name__}, not an object; use scripts/zero2.json",
-        )
-    return config, None
-
-
-def _zero_stage(config: dict) -> Any:
-    zero = config.get("zero_optimization") or {}
-    return zero.get("stage", 0) if isinstance(zero, dict) else None
-
-
-def _check_deepspeed(model_args, data_args, training_args) -> list[str]:
-    value = getattr(training_args, "deepspeed", None)
-    if not value:
-        return []
-    config, problem = _deepspeed_config(value)
-    if problem:
-        return [problem]
-    stage = _zero_stage(config)
-    if stage not in (0, 1, 2, 3):
-        return [
-            f"--deepspeed: zero_optimization.stage is {stage!r}; use 0, 1, 2 or 3 (scripts/zero2.json has 2)"
-        ]
-    return []
-
-
-def _check_quantization(model_args, data_args, training_args) -> list[str]:
-    problems = []
-    bits = training_args.bits
-    if bits not in (4, 8, 16):
-        problems.append(f"--bits {bits}: use 16 (no quantization), 8 or 4 (QLoRA)")
-    if training_args.quant_type not in ("nf4", "fp4"):
-        problems.append(
-            f"--quant_type {training_args.quant_type}: use nf4 (QLoRA's default) or fp4"
-        )
-    if bits in (4, 8):
-        if not training_args.lora_enable and not model_args.tune_mm_mlp_adapter:
-            problems.append(
-                f"--bits {bits} without --lora_enable True: quantized weights cannot be trained; "
-                "add --lora_enable True (QLoRA) or use --bits 16"
-            )
-        deepspeed = getattr(training_args, "deepspeed", None)
-        if deepspeed:
-            config, problem = _deepspeed_config(deepspeed)
-            if config is not None and _zero_stage(config) == 3:
-                problems.append(
-                    f"--bits {bits} with a ZeRO-3 DeepSpeed config ({deepspeed}): ZeRO-3 cannot partition "
-                    "quantized weights; use --deepspeed ./scripts/zero2.json"
-                )
-    return problems
-
-
-def _check_precision(model_args, data_args, training_args) -> list[str]:
-    problems = []
-    if training_args.bf16 and training_args.fp16:
-        problems.append(
-            "--bf16 True and --fp16 True together: pick one (--bf16 True on Ampere or newer GPUs)"
-        )
-    if training_args.fp16 and getattr(training_args, "deepspeed", None) and not _cuda_available():
-        problems.append(
-            "--fp16 True under DeepSpeed on a machine without CUDA: DeepSpeed's CPU backend has no fp16; "
-            "use --bf16 True or drop --fp16 (fp32)"
-        )
-    if getattr(training_args, "tf32", None) and not _cuda_available():
-        problems.append("--tf32 True on a machine without CUDA: drop it (TF32 is a CUDA feature)")
-    return problems
-
-
-def _check_conversation_version(model_args, data_args, training_args) -> list[str]:
-    try:
-        from llava.conversation import conv_templates
-    except ModuleNotFoundError as error:
-        if error.name != "llava.conversation":
-            raise
-        return []  # the templates module is not in this checkout yet: nothing to check against
-    # v0.5 is no template key: upstream's train() special-cases it (module default template).
-    if model_args.version not in conv_templates and model_args.version != "v0.5":
-        known = ", ".join(sorted([*conv_templates, "v0.5"]))
-        return [
-            f"--version {model_args.version}: not a conversation template; use one of {known} (v1 for LLaVA-1.5)"
-        ]
-    return []
-
-
-_PROJECTOR_TYPE = re.compile(r"linear|identity|mlp([1-9][0-9]*)x_gelu")
-
-
-def _check_vision(model_args, data_args, training_args) -> list[str]:
-    problems = []
-    if not _PROJECTOR_TYPE.fullmatch(str(model_args.mm_projector_type)):
-        problems.append(
-            f"--mm_projector_type {model_args.mm_projector_type}: use linear, mlp{{N}}x_gelu "
-            "(mlp2x_gelu for LLaVA-1.5) or identity"
-        )
-    if model_args.mm_vision_select_feature not in ("patch", "cls_patch"):
-        problems.append(
-            f"--mm_vision_select_feature {model_args.mm_vision_select_feature}: use patch or cls_patch"
-        )
-    merge = str(model_args.mm_patch_merge_type)
-    if merge.startswith("spatial"):
-        problems.append(
-            f"--mm_patch_merge_type {merge}: spatial merging is LLaVA-1.6 (anyres) only, not supported here; "
-            "use flat"
-        )
-    elif merge != "flat":
-        problems.append(f"--mm_patch_merge_type {merge}: use flat")
-    if model_args.pretrain_mm_mlp_adapter is not None:
-        if not os.path.isfile(model_args.pretrain_mm_mlp_adapter):
-            problems.append(
-                f"--pretrain_mm_mlp_adapter {model_args.pretrain_mm_mlp_adapter}: no such file "
-                f"(looked for {os.path.abspath(model_args.pretrain_mm_mlp_adapter)}); "
-                "give the mm_projector.bin written by stage-1 pretraining"
-            )
-        if model_args.vision_tower is None:
-            problems.append(
-                "--pretrain_mm_mlp_adapter without --vision_tower: a text-only model has no projector; "
-                "add --vision_tower (openai/clip-vit-large-patch14-336 for LLaVA-1.5)"
-            )
-    return problems
-
-
-def _check_trainable_parts(model_args, data_args, training_args) -> list[str]:
-    """Combinations that leave nothing (or not what was asked for) to train."""
-    problems = []
-    if model_args.tune_mm_mlp_adapter:
-        if model_args.vision_tower is None:
-            problems.append(
-                "--tune_mm_mlp_adapter without --vision_tower: there is no projector to train; add --vision_tower"
-            )
-        if training_args.freeze_mm_mlp_adapter:
-            problems.append(
-                "--tune_mm_mlp_adapter with --freeze_mm_mlp_adapter: nothing would train; drop one of them"
-            )
-        if training_args.lora_enable:
-            # Upstream freezes the whole model (LoRA adapters included) for --tune_mm_mlp_adapter
-            # after attaching LoRA, so the adapters would be saved untrained.
-            problems.append(
-                "--tune_mm_mlp_adapter with --lora_enable True: projector pretraining freezes the LoRA "
-                "adapters, which would be saved untrained; drop --lora_enable for stage-1 pretraining, or "
-                "drop --tune_mm_mlp_adapter for a LoRA fine-tune (the projector trains alongside LoRA)"
-            )
-    if training_args.mm_projector_lr is not None:
-        if training_args.mm_projector_lr <= 0:
-            problems.append(
-                f"--mm_projector_lr {training_args.mm_projector_lr}: use a positive learning rate"
-            )
-        if model_args.vision_tower is None:
-            problems.append(
-                "--mm_projector_lr without --vision_tower: a text-only model has no projector; "
-                "add --vision_tower or drop --mm_projector_lr"
-            )
-        elif training_args.freeze_mm_mlp_adapter:
-            problems.append(
-                "--mm_projector_lr with --freeze_mm_mlp_adapter: a frozen projector is not in the optimizer; "
-                "drop one of them"
-            )
-    return problems
-
-
-def _check_lora(model_args, data_args, training_args) -> list[str]:
-    problems = []
-    if training_args.lora_r <= 0:
-        problems.append(
-            f"--lora_r {training_args.lora_r}: use a positive rank (128 in the LLaVA-1.5 recipe)"
-        )
-    if training_args.lora_alpha <= 0:
-        problems.append(
-            f"--lora_alpha {training_args.lora_alpha}: use a positive value (256 in the recipe)"
-        )
-    if not 0 <= training_args.lora_dropout < 1:
-        problems.append(
-            f"--lora_dropout {training_args.lora_dropout}: use a probability in [0, 1) (0.05)"
-        )
-    if training_args.lora_bias not in ("none", "all", "lora_only"):
-        problems.append(f"--lora_bias {training_args.lora_bias}: use none, all or lora_only")
-    return problems
-
-
-def _check_data(model_args, data_args, training_args) -> list[str]:
-    problems = []
-    if data_args.data_path is None:
-        problems.append(
-            "--data_path is missing: give the training JSON (a list of LLaVA conversation records)"
-        )
-    elif not os.path.isfile(data_args.data_path):
-        problems.append(
-            f"--data_path {data_args.data_path}: no such file (looked for {os.path.abspath(data_args.data_path)})"
-        )
-    if data_args.image_folder is not None and not os.path.isdir(data_args.image_folder):
-        problems.append(
-            f"--image_folder {data_args.image_folder}: no such folder "
-            f"(looked for {os.path.abspath(data_args.image_folder)})"
-        )
-    ratio = data_args.image_aspect_ratio
-    if ratio == "anyres":
-        problems.append(
-            "--image_aspect_ratio anyres: that is LLaVA-1.6's tiling, not supported here; use pad (LLaVA-1.5) or square"
-        )
-    elif ratio not in ("square", "pad"):
-        problems.append(f"--image_aspect_ratio {ratio}: use pad (LLaVA-1.5) or square")
-    if training_args.model_max_length < 1:
-        problems.append(
-            f"--model_max_length {training_args.model_max_length}: use a positive length (2048)"
-        )
-    return problems
-
-
-def _check_evaluation(model_args, data_args, training_args) -> list[str]:
-    strategy = _enum_value(getattr(training_args, "eval_strategy", "no"))
-    if strategy != "no" and getattr(data_args, "validation_data_path", None) is None:
-        return [
-            f"--eval_strategy {strategy} without evaluation data: give --validation_data_path "
-            "(for OK-VQA: playground/data/okvqa/val_subset.json) or use --eval_strategy no"
-        ]
-    return []
-
-
 _CHECKS: tuple[Callable[[Any, Any, Any], list[str]], ...] = (
-    _check_deepspeed,
-    _check_quantization,
-    _check_precision,
-    _check_conversation_version,
-    _check_vision,
-    _check_trainable_parts,
-    _check_lora,
-    _check_data,
-    _check_evaluation,
+    check_deepspeed,
+    check_quantization,
+    check_precision,
+    check_conversation_version,
+    check_vision,
+    check_trainable_parts,
+    check_lora,
+    check_data,
     check_run_inputs,
 )
 
 
 # [patch 0001-eval-between-epochs]
-# Evaluation between epochs adds its flags by extending the three dataclasses under
-# their own names (so the patch only adds lines) and its checks to the table.
-from llava.train.evaluation import (  # noqa: E402
-    EvaluationDataArguments,
-    EvaluationTrainingArguments,
-    validate_evaluation_args,
-)
-
-
-@dataclass
-class DataArguments(DataArguments, EvaluationDataArguments):  # noqa: F811
-    __doc__ = DataArguments.__doc__
-
-
-@dataclass
-class TrainingArguments(TrainingArguments, EvaluationTrainingArguments):  # noqa: F811
-    __doc__ = TrainingArguments.__doc__
-
-
 _CHECKS = (*_CHECKS, validate_evaluation_args)
 # [/patch 0001-eval-between-epochs]
 
@@ -872,6 +387,26 @@ def _init_field_names(dataclass_type: type) -> set[str]:
     return {item.name for item in dataclasses.fields(dataclass_type) if item.init}
 
 
+def given_flags(argv: Sequence[str]) -> frozenset[str]:
+    """The field names a command line names (``--a-b=c`` and ``--a_b c`` both give ``a_b``)."""
+    return frozenset(
+        token[2:].partition("=")[0].replace("-", "_") for token in argv if token.startswith("--") and token != "--"
+    )
+
+
+def argument_parser() -> transformers.HfArgumentParser:
+    """The parser of the three dataclasses; a bare ``--flag`` of a ``bool | None`` field means True."""
+    parser = transformers.HfArgumentParser(
+        (ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False, exit_on_error=False
+    )
+    # HfArgumentParser wants a value after a `bool | None` flag (--tf32, --eval_generate ...);
+    # upstream's scripts pass some bare, as for plain booleans.
+    for action in parser._actions:
+        if action.type is string_to_bool and action.nargs is None:
+            action.nargs, action.const = "?", True
+    return parser
+
+
 def parse_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
@@ -881,10 +416,8 @@ def parse_args(
     combinations) before any model, tokenizer or data is loaded.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv, problems = rewrite_legacy_flags(argv, cuda_available=_cuda_available())
-    parser = transformers.HfArgumentParser(
-        (ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False, exit_on_error=False
-    )
+    problems: list[str] = []
+    parser = argument_parser()
     try:
         namespace, unknown = parser.parse_known_args(argv)
     except argparse.ArgumentError as error:
@@ -898,6 +431,9 @@ def parse_args(
     model_args = ModelArguments(**{k: values[k] for k in _init_field_names(ModelArguments)})
     data_args = DataArguments(**{k: values[k] for k in _init_field_names(DataArguments)})
     training_values = {k: values[k] for k in _init_field_names(TrainingArguments)}
+    given = given_flags(argv)
+    problems += apply_legacy_flags(training_values, given)
+    fit_to_machine(training_values, given, cuda_available=cuda_available())
     # Validate the raw values first: TrainingArguments.__post_init__ would stop at the first
     # problem it sees (and opens the DeepSpeed config), we want all of them, with their fixes.
     problems += validate(model_args, data_args, types.SimpleNamespace(**training_values))

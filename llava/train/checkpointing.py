@@ -210,3 +210,16 @@ def save_upstream_tokenizer(trainer, output_dir: str | os.PathLike) -> None:
     tokenizer = trainer.processing_class
     if tokenizer is not None and is_main_process(trainer.args):
         save_tokenizer(tokenizer, output_dir)
+
+
+def latest_checkpoint(output_dir: str) -> str | None:
+    """The newest complete ``checkpoint-N`` in ``output_dir``, or None."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    candidates = []
+    for path in folder.glob("checkpoint-*"):
+        suffix = path.name.split("-", 1)[1]
+        if path.is_dir() and suffix.isdigit() and (path / "trainer_state.json").exists():
+            candidates.append((int(suffix), path))
+    return str(max(candidates)[1]) if candidates else None

@@ -1,30 +1,13 @@
 """Training data: conversation records -> input ids, labels and pixels, and the batch collator.
 
-A record (upstream's training data format)::
+Each record's conversation is rendered in the template once, tokenized once
+(upstream's split on ``<image>``), and a token is learned iff its character span
+overlaps an assistant reply: no per-round re-tokenization, so no "tokenization
+mismatch". docs/TRAINING.md describes the data format and the masking.
 
-    {"id": "42", "image": "coco/000042.jpg",
-     "conversations": [{"from": "human", "value": "<image>\\nWhat is it?"},
-                       {"from": "gpt", "value": "A red cat."}]}
-
-The pipeline for one record:
-
-1. :func:`preprocess_multimodal` moves ``<image>`` to the front of its turn
-   (records with an image only), as upstream.
-2. The conversation template renders the whole prompt and the character spans
-   the model learns (:meth:`llava.conversation.Conversation.get_prompt_and_targets`):
-   every assistant reply with its end marker.
-3. The prompt is tokenized once, the way upstream tokenizes it (split on
-   ``<image>``, see :func:`llava.mm_utils.tokenizer_image_token_with_offsets`),
-   with each token's character span.
-4. Labels: a token is learned iff its span overlaps a learned span; everything
-   else (BOS, system prompt, user turns, role tags, image tokens) is
-   ``IGNORE_INDEX``. No per-round re-tokenization, so no "tokenization
-   mismatch": the labels equal upstream's wherever upstream's arithmetic is
-   right, and stay right where it is not.
-
-The template comes from an explicit argument or, when none is given, from
-``llava.conversation.default_conversation`` read at call time (upstream's
-global, which its ``train()`` sets from ``--version``).
+About 550 lines on purpose: the dataset, the label masking and the collator share
+one record contract and one error type (:class:`DatasetError`); apart, each would
+restate it.
 """
 
 from __future__ import annotations
@@ -44,13 +27,12 @@ from torch.utils.data import Dataset
 
 from llava import conversation as conversation_lib
 from llava.constants import (
-    DEFAULT_IM_END_TOKEN,
-    DEFAULT_IM_START_TOKEN,
     DEFAULT_IMAGE_TOKEN,
     IGNORE_INDEX,
     IMAGE_TOKEN_INDEX,
 )
 from llava.conversation import Conversation, SeparatorStyle
+from llava.eval.generation import image_turn
 from llava.mm_utils import process_images, tokenizer_image_token_with_offsets
 
 logger = logging.getLogger(__name__)
@@ -156,20 +138,12 @@ def preprocess_multimodal(
     mmtag check) is ``conversation_template`` or, when None, the module's
     ``default_conversation`` read now.
     """
-    if not getattr(data_args, "is_multimodal", False):
+    if not data_args.is_multimodal:
         return sources
     template = resolve_template(conversation_template)
-    use_im_start_end = getattr(data_args, "mm_use_im_start_end", False)
     for source in sources:
         for turn in source:
-            value = turn["value"]
-            if DEFAULT_IMAGE_TOKEN in value:
-                value = (DEFAULT_IMAGE_TOKEN + "\n" + value.replace(DEFAULT_IMAGE_TOKEN, "").strip()).strip()
-                if "mmtag" in template.version:
-                    value = value.replace(DEFAULT_IMAGE_TOKEN, "<Image>" + DEFAULT_IMAGE_TOKEN + "</Image>")
-            if use_im_start_end:
-                value = value.replace(DEFAULT_IMAGE_TOKEN, DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN)
-            turn["value"] = value
+            turn["value"] = image_turn(turn["value"], template, data_args.mm_use_im_start_end)
     return sources
 
 
@@ -396,9 +370,9 @@ class LazySupervisedDataset(Dataset):
                 raise ValueError("LazySupervisedDataset needs a data_path or entries")
             entries = read_data_file(data_path)
         if entry_indices is None:
-            entry_indices = getattr(entries, "source_indices", None) or range(len(entries))
+            entry_indices = entries.source_indices if isinstance(entries, SelectedEntries) else range(len(entries))
         if data_path is None:
-            data_path = getattr(entries, "data_path", None) or "<entries in memory>"
+            data_path = (entries.data_path if isinstance(entries, SelectedEntries) else None) or "<entries in memory>"
         self.data_path = str(data_path)
         self.list_data_dict = list(entries)  # upstream's attribute name
         self.entry_indices = list(entry_indices)
@@ -432,24 +406,23 @@ class LazySupervisedDataset(Dataset):
         return f"data file {self.data_path}, {describe_entry(self.entry_indices[i], self.list_data_dict[i])}"
 
     def _load_image(self, image_file: Any) -> torch.Tensor:
-        from PIL import Image
+        from llava.images import ImageReadError, open_image
 
         if not isinstance(image_file, str) or not image_file:
             raise DatasetError(f"'image' must be a non-empty relative path; found {image_file!r}")
-        folder = getattr(self.data_args, "image_folder", None)
+        folder = self.data_args.image_folder
         path = os.path.join(folder, image_file) if folder else image_file
-        processor = getattr(self.data_args, "image_processor", None)
+        processor = self.data_args.image_processor
         if processor is None:
             raise DatasetError("the record has an image but data_args.image_processor is not set")
         try:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError) as error:  # missing, unreadable or truncated file
-            raise DatasetError(f"cannot read image {path}: {error}") from error
+            image = open_image(path)
+        except ImageReadError as error:  # missing, unreadable or truncated file
+            raise DatasetError(str(error)) from error
         return process_images([image], processor, self.data_args)[0]
 
     def _zero_image(self) -> torch.Tensor:
-        processor = getattr(self.data_args, "image_processor", None)
+        processor = self.data_args.image_processor
         if processor is None:
             raise DatasetError("data_args.is_multimodal is set but data_args.image_processor is not")
         crop_size = processor.crop_size
@@ -482,7 +455,7 @@ class LazySupervisedDataset(Dataset):
             )
         item["input_ids"] = torch.tensor(sample.input_ids, dtype=torch.long)
         item["labels"] = torch.tensor(sample.labels, dtype=torch.long)
-        if not has_image and getattr(self.data_args, "is_multimodal", False):
+        if not has_image and self.data_args.is_multimodal:
             try:
                 item["image"] = self._zero_image()  # keeps batches uniform; no image token, so unused
             except DatasetError as error:
@@ -574,7 +547,7 @@ def make_supervised_data_module(
     ``data_args.data_path``; see :class:`LazySupervisedDataset`.
     """
     train_dataset = LazySupervisedDataset(
-        getattr(data_args, "data_path", None),
+        data_args.data_path,
         tokenizer,
         data_args,
         conversation_template,

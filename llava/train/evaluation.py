@@ -1,75 +1,10 @@
-"""Evaluation during training: eval loss and OK-VQA accuracy from batched greedy generation.
+"""Evaluation between epochs, the Trainer side: eval loss, generation, scores, files and W&B.
 
-Upstream LLaVA never evaluates while it trains. With ``--validation_data_path``
-and ``--eval_strategy epoch`` every epoch now ends with an evaluation (and
-``--eval_on_start True`` adds one before the first step, logged as epoch 0)::
-
-    deepspeed llava/train/train_mem.py --deepspeed scripts/zero2.json ... \
-        --validation_data_path playground/data/okvqa/val_subset.json \
-        --eval_strategy epoch --per_device_eval_batch_size 16 --eval_on_start True \
-        --eval_max_samples 500 --eval_max_new_tokens 16 --eval_log_examples 32 \
-        --metric_for_best_model vqa_accuracy --load_best_model_at_end True --save_strategy epoch
-
-One evaluation, in order:
-
-1. **Eval loss** over the whole validation set (:meth:`LLaVAEvaluator.loss`):
-   the mean loss per answer token, weighted by tokens as the training loss
-   is, with the training collator and forward; only the loss is kept, never
-   the logits. Each rank runs its slice and the sums are all-reduced, so the
-   value does not depend on the batch size or the number of processes.
-   Logged as ``eval_loss`` (W&B ``eval/loss``).
-2. **Generation** (:meth:`LLaVAEvaluator.predict`) on the generation subset
-   (``--eval_max_samples`` questions drawn once with ``--seed``; all by
-   default): each record's first human turn rendered in the training
-   template (``--version``) with the assistant turn left open, exactly the
-   prompt training shows up to the answer; batches of
-   ``--per_device_eval_batch_size``, left padding, KV cache, greedy, stop at
-   EOS or ``--eval_max_new_tokens`` (:func:`llava.eval.generation.answer_batch`,
-   shared with ``llava.eval.model_vqa``).
-3. **Scoring** with :func:`llava.metrics.vqa.score_predictions` (the
-   one metric implementation; ``python -m llava.eval.eval_okvqa`` gives the
-   same numbers on the same predictions) under ``--eval_normalization``
-   (``lmms-eval`` or ``official``): VQA accuracy, exact match and VQA
-   accuracy per ``question_type``, in percent. Records with ``choices`` and
-   ``correct_choice_idx`` (A-OKVQA) are also asked with the lettered
-   multiple-choice prompt and scored by choice accuracy
-   (``--eval_multiple_choice``, on by default for such records).
-4. **Outputs**, rank 0 only, written atomically under ``output_dir/eval/``:
-   ``epoch_{k}.jsonl`` (every prediction with its answers and scores),
-   ``history.json`` (one entry per evaluation) and ``curves.png`` (loss and
-   accuracy per epoch), plus a W&B table of ``--eval_log_examples`` examples
-   (thumbnail, question, prediction, answers, score) under ``eval/examples``
-   when W&B reports (``--report_to wandb``; wandb is imported only then).
-
-Metric names. The Trainer prefixes evaluation metrics with ``eval_`` and its
-W&B callback turns ``eval_`` into ``eval/``, so the metrics dict returned to
-the Trainer holds ``eval_loss``, ``eval_vqa_accuracy``, ``eval_exact_match``,
-``eval_vqa_accuracy/<category>``, ``eval_generation_count`` and
-``eval_generation_seconds`` (plus ``eval_choice_accuracy`` and
-``eval_choice_unparsed`` with multiple choice); W&B shows ``eval/loss``, ``eval/vqa_accuracy``,
-``eval/exact_match``, ``eval/vqa_accuracy/<category>``. The same dict goes to
-``metric_for_best_model`` (``vqa_accuracy`` works: the Trainer looks up
-``eval_vqa_accuracy``) and to every callback's ``on_evaluate``.
-
-Wiring (how the Trainer calls this): for an evaluation of the validation set,
-``LLaVATrainer.evaluation_loop`` returns :meth:`LLaVAEvaluator.evaluation_loop`
-(loss, generation, scores, files) instead of running the Trainer's own loop;
-``Trainer.evaluate`` then logs the metrics, calls the callbacks and returns them
-to the best-checkpoint logic, at every epoch end (``--eval_strategy epoch``)
-and before training (``--eval_on_start``). ``train()`` builds the evaluator with
-:func:`build_evaluator` after the model (the image processor comes from the
-tower) and hands its ``eval_dataset`` to the Trainer. docs/EVALUATION.md is
-the user's guide (flags, metric names, files).
-
-Distributed and quantized. Each rank answers its slice of the subset and the
-predictions are gathered with ``all_gather_object``, so every rank returns the
-same metrics (the best-checkpoint choice must agree). Under ZeRO-3 every
-forward is collective: every rank runs the same number of ``generate`` calls
-with the same modality (image batches, then text-only batches; short shards
-are padded with copies whose answers are dropped), and ``generate`` keeps the
-ranks in step itself (``synced_gpus``). Generation uses the unwrapped model
-(PEFT or LLaVA, 16-, 8- or 4-bit); afterwards its train mode and
-``config.use_cache`` are restored and the CUDA cache is emptied.
+:class:`LLaVAEvaluator` is what ``LLaVATrainer.evaluation_loop`` runs for the
+validation set; :func:`build_evaluator` makes it from the parsed flags
+(``EvalArguments`` on ``TrainingArguments``). Which questions are asked and how
+they are batched is ``llava.eval.batching``; the files are ``eval_reporting``.
+docs/EVALUATION.md is the manual (flags, metric names, files, distributed runs).
 """
 
 from __future__ import annotations
@@ -77,458 +12,33 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import logging
 import math
 import os
-import random
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from llava.metrics.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
-from llava.utils import atomic_path, finite_or_none, write_atomic
+from llava.eval.batching import GenerationItem, generation_items, plan_batches, select_subset
+from llava.train.eval_arguments import EvalArguments, needs_generation
+from llava.train.eval_reporting import answers_summary, epoch_tag, write_evaluation
 
 logger = logging.getLogger("llava")
 
-__all__ = [
-    "EVAL_FOLDER",
-    "EvaluationDataArguments",
-    "EvaluationTrainingArguments",
-    "GenerationItem",
-    "LLaVAEvaluator",
-    "build_evaluator",
-    "epoch_tag",
-    "generation_items",
-    "generation_prompt",
-    "needs_generation",
-    "plan_batches",
-    "plot_curves",
-    "select_subset",
-    "validate_evaluation_args",
-]
+__all__ = ["LLaVAEvaluator", "build_evaluator", "generation_items"]
 
-EVAL_FOLDER = "eval"
-HISTORY_FILE = "history.json"
-CURVES_FILE = "curves.png"
-# Metrics that exist only when answers are generated (metric_for_best_model may name them).
-GENERATION_METRICS = ("vqa_accuracy", "exact_match", "choice_accuracy")
 # Longest side of the W&B thumbnails, in pixels.
 THUMBNAIL_SIZE = 128
 
 
-# --------------------------------------------------------------------------------------------
-# Flags: DataArguments and TrainingArguments inherit these (docs/EVALUATION.md, "How it is wired").
-# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ImageSettings:
+    """What ``llava.mm_utils.process_images`` reads of a model config."""
+
+    image_aspect_ratio: str
 
 
-@dataclass
-class EvaluationDataArguments:
-    """Where the validation records are (fields of ``DataArguments``)."""
-
-    validation_data_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Validation data: a JSON list of LLaVA conversation records (for OK-VQA the "
-            "val_subset.json of llava.data.okvqa, whose records carry 'answers' and 'question_type'). "
-            "Needed by --eval_strategy epoch."
-        },
-    )
-    validation_image_folder: str | None = field(
-        default=None,
-        metadata={
-            "help": "Folder the validation records' image paths are relative to; default: --image_folder."
-        },
-    )
-
-
-@dataclass
-class EvaluationTrainingArguments:
-    """How each evaluation generates and reports (fields of ``TrainingArguments``).
-
-    transformers' own ``--eval_strategy``, ``--per_device_eval_batch_size`` (also the
-    generation batch), ``--eval_on_start`` (evaluation 0, before training),
-    ``--metric_for_best_model`` and ``--load_best_model_at_end`` work as usual.
-    """
-
-    eval_generate: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Answer the validation questions by greedy generation and score VQA accuracy at each "
-            "evaluation. Default: on when the validation records carry 'answers' (records without them "
-            "are scored against their first reply)."
-        },
-    )
-    eval_max_samples: int | None = field(
-        default=None,
-        metadata={
-            "help": "Questions answered by generation at each evaluation: a subset drawn once with --seed, "
-            "the same every epoch. Default: all. The eval loss always covers the whole validation set."
-        },
-    )
-    eval_max_new_tokens: int = field(
-        default=16,
-        metadata={"help": "Longest generated answer, in tokens (generation also stops at EOS)."},
-    )
-    eval_log_examples: int = field(
-        default=32,
-        metadata={
-            "help": "Examples (image, question, prediction, answers, score) in the W&B table 'eval/examples' "
-            "at each evaluation; 0 for none. Every prediction is in output_dir/eval/epoch_{k}.jsonl anyway."
-        },
-    )
-    eval_stem: bool = field(
-        default=False,
-        metadata={
-            "help": "Also stem predictions and answers before matching (-ing verbs lemmatised, plurals "
-            "singularised), as evaluators of the stemmed OK-VQA v1.1 answers do. VQA normalisation is "
-            "always applied."
-        },
-    )
-    eval_normalization: str = field(
-        default=DEFAULT_NORMALIZATION,
-        metadata={
-            "help": "Answer normalisation of the VQA accuracy: 'lmms-eval' (lmms-eval's EvalAI answer processor, "
-            "the number LLaVA-family papers report) or 'official' (the GT-Vision-Lab/VQA evaluator, quirks "
-            "included). Named in eval/history.json, the log and the W&B run config. docs/EVALUATION.md.",
-            "choices": list(NORMALIZATIONS),
-        },
-    )
-    eval_multiple_choice: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Also ask each question as multiple choice (lettered options, upstream's suffix) and "
-            "report choice_accuracy. Default: on when the validation records carry 'choices' and "
-            "'correct_choice_idx' (A-OKVQA); False turns it off."
-        },
-    )
-
-
-def _enum_value(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
-def needs_generation(metric: str | None) -> bool:
-    """Whether a ``metric_for_best_model`` names a metric that only generation produces."""
-    if not metric:
-        return False
-    name = metric.removeprefix("eval_")
-    return name.split("/", 1)[0] in GENERATION_METRICS
-
-
-def validate_evaluation_args(model_args, data_args, training_args) -> list[str]:
-    """Every problem with the evaluation flags, each with its fix (empty when they are fine).
-
-    Same signature as the checks of ``llava.train.arguments.validate``; ``training_args``
-    may hold the raw parsed values (strings for strategies). Only the named files are
-    looked at.
-    """
-    problems: list[str] = []
-    path = getattr(data_args, "validation_data_path", None)
-    image_folder = getattr(data_args, "validation_image_folder", None)
-    strategy = _enum_value(getattr(training_args, "eval_strategy", "no")) or "no"
-    eval_on_start = bool(getattr(training_args, "eval_on_start", False))
-    generate = getattr(training_args, "eval_generate", None)
-    metric = getattr(training_args, "metric_for_best_model", None)
-
-    if path is None:
-        # --eval_strategy without validation data: the stock check in arguments.py says so.
-        if strategy == "no" and eval_on_start:
-            problems.append(
-                "--eval_on_start True without --validation_data_path: give the validation JSON and "
-                "--eval_strategy epoch, or drop --eval_on_start"
-            )
-    else:
-        if not os.path.isfile(path):
-            problems.append(
-                f"--validation_data_path {path}: no such file (looked for {os.path.abspath(path)})"
-            )
-        if strategy == "no" and not eval_on_start:
-            problems.append(
-                f"--validation_data_path {path} with --eval_strategy no: nothing would evaluate; "
-                "add --eval_strategy epoch"
-            )
-    if image_folder is not None and not os.path.isdir(image_folder):
-        problems.append(
-            f"--validation_image_folder {image_folder}: no such folder "
-            f"(looked for {os.path.abspath(image_folder)})"
-        )
-    if needs_generation(metric):
-        if generate is False:
-            problems.append(
-                f"--metric_for_best_model {metric} with --eval_generate False: that metric comes from "
-                "generation; drop --eval_generate False or use --metric_for_best_model loss"
-            )
-        if getattr(training_args, "greater_is_better", None) is False:
-            problems.append(
-                f"--metric_for_best_model {metric} with --greater_is_better False: higher accuracy is "
-                "better; drop --greater_is_better"
-            )
-    if getattr(training_args, "load_best_model_at_end", False):
-        save = _enum_value(getattr(training_args, "save_strategy", "steps"))
-        if strategy == "no":
-            problems.append(
-                "--load_best_model_at_end True without evaluations: add --validation_data_path and "
-                "--eval_strategy epoch (with --save_strategy epoch), or drop --load_best_model_at_end"
-            )
-        elif save not in ("best", strategy):
-            problems.append(
-                f"--load_best_model_at_end True needs --save_strategy {strategy} to match --eval_strategy "
-                f"{strategy} (found --save_strategy {save}); use --save_strategy {strategy}"
-            )
-    max_samples = getattr(training_args, "eval_max_samples", None)
-    if max_samples is not None and max_samples < 1:
-        problems.append(
-            f"--eval_max_samples {max_samples}: use a positive count, or leave it out to answer every question"
-        )
-    if getattr(training_args, "eval_max_new_tokens", 16) < 1:
-        problems.append(
-            f"--eval_max_new_tokens {training_args.eval_max_new_tokens}: use a positive count (16 for VQA)"
-        )
-    if getattr(training_args, "eval_log_examples", 0) < 0:
-        problems.append(
-            f"--eval_log_examples {training_args.eval_log_examples}: use 0 (no table) or a positive count"
-        )
-    normalization = training_args.eval_normalization
-    if normalization not in NORMALIZATIONS:
-        problems.append(f"--eval_normalization {normalization}: use one of {', '.join(NORMALIZATIONS)}")
-    if getattr(training_args, "per_device_eval_batch_size", 8) < 1:
-        problems.append(
-            f"--per_device_eval_batch_size {training_args.per_device_eval_batch_size}: use a positive size"
-        )
-    return problems
-
-
-# --------------------------------------------------------------------------------------------
-# Generation items: what is asked, of which image, and the answers it is scored against.
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GenerationItem:
-    """One validation question prepared for generation.
-
-    ``position``: the record's index in the validation file. ``prompt``: the
-    training prompt up to the answer (assistant turn open). ``answers``: the
-    record's ``answers``, or its first reply when it has none. ``choice_prompt``:
-    the same question with lettered options (:func:`llava.metrics.choices.choice_prompt`)
-    in the same template, for records with ``choices`` and ``correct_choice_idx``.
-    """
-
-    position: int
-    question_id: Any
-    question: str
-    prompt: str
-    image: str | None
-    answers: tuple[str, ...]
-    question_type: str | None
-    # Multiple choice (A-OKVQA): the options, the right one, and the lettered prompt.
-    choices: tuple[str, ...] | None = None
-    correct_choice_idx: int | None = None
-    choice_prompt: str | None = None
-
-
-def generation_prompt(human_value: str, template, has_image: bool, data_args) -> str:
-    """The prompt training shows before the answer: the human turn, then the open assistant turn.
-
-    The human turn goes through the same ``preprocess_multimodal`` as in training
-    (``<image>`` moved to the front, ``<im_start>``/``<im_end>`` with
-    ``data_args.mm_use_im_start_end``), so the training prompt of the record starts
-    with exactly this text.
-    """
-    from llava.train.data import preprocess_multimodal
-
-    turn = {"from": "human", "value": human_value}
-    if has_image:
-        preprocess_multimodal([[turn]], data_args, template)
-    conversation = template.copy()
-    conversation.messages = []
-    conversation.offset = 0
-    conversation.append_message(conversation.roles[0], turn["value"])
-    conversation.append_message(conversation.roles[1], None)
-    return conversation.get_prompt()
-
-
-def _first_exchange(entry: Mapping) -> tuple[str | None, str | None]:
-    """The first human turn's value and the reply after it (None where missing)."""
-    turns = entry.get("conversations")
-    if not isinstance(turns, list):
-        return None, None
-    for index, turn in enumerate(turns):
-        if isinstance(turn, Mapping) and turn.get("from") == "human" and isinstance(turn.get("value"), str):
-            following = turns[index + 1] if index + 1 < len(turns) else None
-            reply = following.get("value") if isinstance(following, Mapping) else None
-            return turn["value"], reply if isinstance(reply, str) and reply.strip() else None
-    return None, None
-
-
-def generation_items(entries: Sequence[Mapping], template, data_args) -> list[GenerationItem]:
-    """A :class:`GenerationItem` per record that has a human turn and something to score against.
-
-    ``entries`` may be the preflight's ``SelectedEntries`` (their ``source_indices``
-    become the positions). The ``question_id`` is the record's ``question_id``, else
-    its ``id``, else its position. Records without a human turn or without answers
-    (no ``answers`` and no reply) are skipped and counted in a warning.
-    """
-    from llava.constants import DEFAULT_IMAGE_TOKEN
-    from llava.metrics.choices import bare_question, choice_prompt
-
-    positions = getattr(entries, "source_indices", None) or range(len(entries))
-    items, skipped, bad_choices = [], 0, []
-    for position, entry in zip(positions, entries, strict=True):
-        human, reply = _first_exchange(entry)
-        answers = entry.get("answers")
-        if not (isinstance(answers, list) and answers and all(isinstance(a, str) for a in answers)):
-            answers = [reply] if reply is not None else None
-        if human is None or answers is None:
-            skipped += 1
-            continue
-        has_image = "image" in entry
-        question_type = entry.get("question_type")
-        question_id = entry.get("question_id", entry.get("id", position))
-        choices, correct, lettered = entry.get("choices"), entry.get("correct_choice_idx"), None
-        if choices is not None or correct is not None:
-            if not (
-                isinstance(choices, list)
-                and 2 <= len(choices) <= 26
-                and all(isinstance(choice, str) for choice in choices)
-                and isinstance(correct, int)
-                and 0 <= correct < len(choices)
-            ):
-                bad_choices.append(str(question_id))
-                continue
-            human_choices = choice_prompt(bare_question(human), choices)
-            if has_image:
-                human_choices = DEFAULT_IMAGE_TOKEN + "\n" + human_choices
-            lettered = generation_prompt(human_choices, template, has_image, data_args)
-        items.append(
-            GenerationItem(
-                position=position,
-                question_id=question_id,
-                question=human.replace(DEFAULT_IMAGE_TOKEN, "").strip(),
-                prompt=generation_prompt(human, template, has_image, data_args),
-                image=entry["image"] if has_image else None,
-                answers=tuple(answers),
-                question_type=None if question_type in (None, "") else str(question_type),
-                choices=None if lettered is None else tuple(choices),
-                correct_choice_idx=None if lettered is None else correct,
-                choice_prompt=lettered,
-            )
-        )
-    if bad_choices:
-        raise ValueError(
-            f"validation records with unusable 'choices'/'correct_choice_idx' (need 2 to 26 strings and an index "
-            f"into them): question ids {', '.join(bad_choices[:20])}" + (" ..." if len(bad_choices) > 20 else "")
-        )
-    if skipped:
-        logger.warning(
-            "Evaluation: %d validation records have no human turn or nothing to score against "
-            "(no 'answers' and no reply); they count for the eval loss only",
-            skipped,
-        )
-    return items
-
-
-def select_subset(items: Sequence[GenerationItem], max_samples: int | None, seed: int) -> list[GenerationItem]:
-    """``max_samples`` items drawn with ``seed`` (in file order), or all of them."""
-    if max_samples is None or max_samples >= len(items):
-        return list(items)
-    chosen = sorted(random.Random(seed).sample(range(len(items)), max_samples))
-    return [items[index] for index in chosen]
-
-
-def plan_batches(
-    items: Sequence[GenerationItem], batch_size: int, rank: int = 0, world_size: int = 1
-) -> list[list[tuple[int, bool]]]:
-    """This rank's generation batches: lists of ``(index into items, is_padding)``.
-
-    Image questions come first, then text-only ones (a batch never mixes them).
-    Each kind is dealt round-robin over the ranks and every shorter shard is padded
-    with copies of the kind's first item (``is_padding`` True, answers dropped), so
-    every rank runs the same number of batches, of the same kinds and sizes: under
-    ZeRO-3 each forward is collective. Within a shard, longer prompts come first so
-    a batch holds prompts of similar length (less padding).
-    """
-    if batch_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"need batch_size >= 1 and 0 <= rank < world_size; got {batch_size}, {rank}, {world_size}")
-    batches: list[list[tuple[int, bool]]] = []
-    for with_image in (True, False):
-        group = [index for index, item in enumerate(items) if (item.image is not None) == with_image]
-        if not group:
-            continue
-        per_rank = math.ceil(len(group) / world_size)
-        shard = sorted(group[rank::world_size], key=lambda index: -len(items[index].prompt))
-        planned = [(index, False) for index in shard] + [(group[0], True)] * (per_rank - len(shard))
-        batches += [planned[start : start + batch_size] for start in range(0, per_rank, batch_size)]
-    return batches
-
-
-def epoch_tag(epoch: float | None, global_step: int) -> str:
-    """``epoch_{k}`` at a whole epoch (``epoch_0`` before training), else ``step_{global_step}``."""
-    epoch = 0.0 if epoch is None else float(epoch)
-    if abs(epoch - round(epoch)) < 1e-6:
-        return f"epoch_{round(epoch)}"
-    return f"step_{global_step}"
-
-
-# --------------------------------------------------------------------------------------------
-# Files: atomic writes, history, curves.
-# --------------------------------------------------------------------------------------------
-
-
-def read_history(folder: str | os.PathLike) -> list[dict]:
-    """The evaluations recorded in ``folder/history.json`` (empty when there is none)."""
-    path = Path(folder) / HISTORY_FILE
-    if not path.exists():
-        return []
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def plot_curves(history: Sequence[Mapping], path: str | os.PathLike) -> None:
-    """Eval loss (left) and VQA accuracy / exact match in percent (right) per epoch, as a PNG.
-
-    Uses matplotlib's object API with the Agg canvas: no display and no change to the
-    process-wide backend. Written atomically.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10, 3.8), dpi=100)
-    FigureCanvasAgg(figure)
-    loss_axes, accuracy_axes = figure.subplots(1, 2)
-    for axes, keys, ylabel in (
-        (loss_axes, (("eval_loss", "eval loss", "o"),), "loss"),
-        (accuracy_axes, (
-                ("vqa_accuracy", "VQA accuracy", "o"),
-                ("exact_match", "exact match", "s"),
-                ("choice_accuracy", "choice accuracy", "^"),
-            ), "percent"),
-    ):
-        for key, label, marker in keys:
-            points = [(entry["epoch"], entry[key]) for entry in history if entry.get(key) is not None]
-            if points:
-                axes.plot(*zip(*points, strict=True), marker=marker, label=label)
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(ylabel)
-        axes.grid(alpha=0.3)
-        if axes.lines:
-            axes.legend()
-    if accuracy_axes.lines:
-        accuracy_axes.set_ylim(bottom=0)
-    loss_axes.set_title("validation loss")
-    accuracy_axes.set_title("validation accuracy (generation subset)")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
-
-
-# --------------------------------------------------------------------------------------------
-# The evaluator.
-# --------------------------------------------------------------------------------------------
 
 
 def _rank_and_world_size() -> tuple[int, int]:
@@ -570,11 +80,6 @@ def _progress(iterable, description: str, rank: int):
     return tqdm(iterable, desc=description, unit="batch", leave=False, disable=rank != 0)
 
 
-def _answers_summary(answers: Sequence[str]) -> str:
-    """``race x6, motocross x2, ride x2``: the distinct answers with their counts."""
-    return ", ".join(f"{answer} x{count}" if count > 1 else answer for answer, count in Counter(answers).most_common())
-
-
 class LLaVAEvaluator:
     """Holds the validation set, the generation subset and the settings; scores a model.
 
@@ -593,11 +98,11 @@ class LLaVAEvaluator:
         image_processor=None,
         image_aspect_ratio: str = "pad",
         batch_size: int = 8,
-        max_new_tokens: int = 16,
+        max_new_tokens: int = EvalArguments.eval_max_new_tokens,
         stem: bool = False,
-        normalization: str = DEFAULT_NORMALIZATION,
+        normalization: str = EvalArguments.eval_normalization,
         multiple_choice: bool = True,
-        log_examples: int = 32,
+        log_examples: int = EvalArguments.eval_log_examples,
         output_dir: str | os.PathLike | None = None,
         eval_dataset=None,
         data_collator=None,
@@ -614,7 +119,7 @@ class LLaVAEvaluator:
         self.items = list(items)
         self.image_folder = image_folder
         self.image_processor = image_processor
-        self.image_config = SimpleNamespace(image_aspect_ratio=image_aspect_ratio)
+        self.image_config = ImageSettings(image_aspect_ratio)
         self.batch_size = batch_size
         self.settings = GenerationSettings(max_new_tokens=max_new_tokens)
         self.stem = stem
@@ -684,14 +189,9 @@ class LLaVAEvaluator:
     # -------------------------------------------------------------- generation
 
     def _load_picture(self, relative_path: str):
-        from PIL import Image
+        from llava.images import open_image
 
-        path = os.path.join(self.image_folder, relative_path) if self.image_folder else relative_path
-        try:
-            with Image.open(path) as opened:
-                return opened.convert("RGB")
-        except (OSError, ValueError) as error:
-            raise FileNotFoundError(f"evaluation: cannot read image {path}: {error}") from error
+        return open_image(os.path.join(self.image_folder, relative_path) if self.image_folder else relative_path)
 
     def _answer(self, model, batch: Sequence[GenerationItem]) -> list[str]:
         from llava.eval.generation import answer_batch
@@ -831,21 +331,9 @@ class LLaVAEvaluator:
         scores: dict | None,
         choice_scores: dict | None = None,
     ) -> Path:
-        """``eval/{tag}.jsonl``, ``eval/history.json`` and ``eval/curves.png`` under ``output_dir``.
-
-        ``history.json`` keeps the evaluations of earlier steps; those at this step or
-        later (left by a run this one resumed from an earlier checkpoint) are replaced.
-        """
-        folder = self.output_dir / EVAL_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        tag = epoch_tag(epoch, global_step)
-        predictions_file = None
-        if self.last_records:
-            predictions_file = f"{tag}.jsonl"
-            lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in self.last_records)
-            write_atomic(folder / predictions_file, lines)
+        """This evaluation's files under ``output_dir/eval`` (:func:`write_evaluation`)."""
         entry = {
-            "tag": tag,
+            "tag": epoch_tag(epoch, global_step),
             "epoch": 0.0 if epoch is None else float(epoch),
             "global_step": global_step,
             "eval_loss": eval_loss,
@@ -857,14 +345,8 @@ class LLaVAEvaluator:
             "stem": self.stem,
             "choice_accuracy": None if choice_scores is None else choice_scores["choice_accuracy"],
             "choice_unparsed": None if choice_scores is None else choice_scores["unparsed"],
-            "predictions": predictions_file,
         }
-        history = [old for old in read_history(folder) if old["global_step"] < global_step]
-        history.append(entry)
-        # A diverged evaluation has NaN metrics: written as null, so the file stays JSON.
-        write_atomic(folder / HISTORY_FILE, json.dumps(finite_or_none(history), indent=1, allow_nan=False) + "\n")
-        plot_curves(history, folder / CURVES_FILE)
-        return folder
+        return write_evaluation(self.output_dir, entry, self.last_records)
 
     def evaluation_loop(self, trainer, metric_key_prefix: str = "eval"):
         """What ``LLaVATrainer.evaluation_loop`` returns for an evaluation: an ``EvalLoopOutput``.
@@ -921,62 +403,57 @@ class LLaVAEvaluator:
                 None if thumbnail is None else wandb.Image(thumbnail),
                 record["question"],
                 record["prediction"],
-                _answers_summary(record["answers"]),
+                answers_summary(record["answers"]),
                 record["vqa_accuracy"],
             )
         wandb.run.log({"eval/examples": table, "train/global_step": global_step})
         return True
 
 
-# --------------------------------------------------------------------------------------------
-# Building it from the parsed flags (the step train() calls).
-# --------------------------------------------------------------------------------------------
 
 
-def build_evaluator(tokenizer, template, model_args, data_args, training_args) -> LLaVAEvaluator | None:
+def build_evaluator(tokenizer, template, data_args, training_args, num_image_tokens: int) -> LLaVAEvaluator | None:
     """The evaluator for ``--validation_data_path`` (None without it), with its ``eval_dataset``.
 
-    Call after the model is built: the image processor comes from the vision tower
-    (``data_args.image_processor``). The validation file goes through the same
-    pre-flight check as the training file (``--skip_flagged_samples`` applies).
-    Raises ``ValueError`` when ``--metric_for_best_model`` needs generation and there
-    is nothing to generate.
+    ``data_args``: the training ``DataArguments`` as the built model filled them
+    (``image_processor``, ``is_multimodal``, ``mm_use_im_start_end``); ``training_args``: the
+    ``TrainingArguments`` with the ``EvalArguments`` fields; ``num_image_tokens``:
+    ``llava.model.image_tokens.num_image_tokens`` of the tower. The validation file goes
+    through the same pre-flight check as the training file (``--skip_flagged_samples``).
+    Raises ``ValueError`` when ``--metric_for_best_model`` needs generation and there is
+    nothing to generate.
     """
     from llava.train.data import DataCollatorForSupervisedDataset, LazySupervisedDataset
     from llava.train.preflight import run_preflight
-    from llava.train.steps import num_image_tokens
 
-    path = getattr(data_args, "validation_data_path", None)
+    path = training_args.validation_data_path
     if path is None:
         return None
     eval_data_args = copy.copy(data_args)
-    eval_data_args.image_folder = getattr(data_args, "validation_image_folder", None) or data_args.image_folder
-    multimodal = SimpleNamespace(
-        is_multimodal=model_args.vision_tower is not None or data_args.is_multimodal,
-        mm_use_im_start_end=model_args.mm_use_im_start_end,
-    )
+    eval_data_args.image_folder = training_args.validation_image_folder or data_args.image_folder
     report = run_preflight(
         data_path=path,
         image_folder=eval_data_args.image_folder,
         tokenizer=tokenizer,
         conversation_template=template,
         model_max_length=training_args.model_max_length,
-        num_image_tokens=num_image_tokens(model_args),
-        data_args_like=multimodal,
+        num_image_tokens=num_image_tokens,
+        mm_use_im_start_end=data_args.mm_use_im_start_end,
+        is_multimodal=data_args.is_multimodal,
     )
     entries = report.entries_or_raise(
-        skip_flagged=getattr(data_args, "skip_flagged_samples", False), skip_hint="--skip_flagged_samples True"
+        skip_flagged=data_args.skip_flagged_samples, skip_hint="--skip_flagged_samples True"
     )
     eval_dataset = LazySupervisedDataset(path, tokenizer, eval_data_args, template, entries=entries)
 
-    generate = getattr(training_args, "eval_generate", None)
+    generate = training_args.eval_generate
     if generate is None:
         generate = any(isinstance(entry, Mapping) and "answers" in entry for entry in entries)
     items: list[GenerationItem] = []
     if generate:
         seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
-        everything = generation_items(entries, template, eval_data_args)
-        items = select_subset(everything, getattr(training_args, "eval_max_samples", None), seed)
+        everything = generation_items(entries, template, eval_data_args, positions=entries.source_indices)
+        items = select_subset(everything, training_args.eval_max_samples, seed)
         logger.info(
             "Evaluation: loss on %d validation records, generation on %d of %d questions (%s)",
             len(entries), len(items), len(everything),
@@ -1007,14 +484,14 @@ def build_evaluator(tokenizer, template, model_args, data_args, training_args) -
         tokenizer,
         items,
         image_folder=eval_data_args.image_folder,
-        image_processor=getattr(data_args, "image_processor", None),
+        image_processor=data_args.image_processor,
         image_aspect_ratio=data_args.image_aspect_ratio,
         batch_size=training_args.per_device_eval_batch_size,
-        max_new_tokens=getattr(training_args, "eval_max_new_tokens", 16),
-        stem=getattr(training_args, "eval_stem", False),
+        max_new_tokens=training_args.eval_max_new_tokens,
+        stem=training_args.eval_stem,
         normalization=training_args.eval_normalization,
         multiple_choice=multiple_choice is not False,
-        log_examples=getattr(training_args, "eval_log_examples", 32),
+        log_examples=training_args.eval_log_examples,
         output_dir=training_args.output_dir,
         eval_dataset=eval_dataset,
         data_collator=DataCollatorForSupervisedDataset(tokenizer),

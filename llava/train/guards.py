@@ -26,7 +26,8 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -139,7 +140,7 @@ class DivergenceGuard:
     def _advice(self) -> str:
         kept = "the last complete checkpoint-N in --output_dir is kept"
         if self.output_dir is not None:
-            from llava.train.steps import latest_checkpoint
+            from llava.train.checkpointing import latest_checkpoint
 
             latest = latest_checkpoint(str(self.output_dir))
             kept = f"the last complete checkpoint is {latest}" if latest else "no checkpoint was saved before"
@@ -338,6 +339,20 @@ def clean_interrupted_saves(output_dir: str | os.PathLike) -> list[str]:
     if removed:
         logger.info("Removed leftovers of an interrupted save in %s: %s", folder, ", ".join(sorted(removed)))
     return removed
+
+
+@contextmanager
+def output_dir_lock(output_dir: str) -> Iterator[None]:
+    """Hold ``output_dir`` for this run (rank 0) and clean leftovers of an interrupted save.
+
+    Runs before the process group exists, so the rank comes from the launcher's ``RANK``.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with OutputDirLock(output_dir):
+        clean_interrupted_saves(output_dir)
+        yield
 
 
 def run_main(train_function, **kwargs) -> None:

@@ -135,6 +135,29 @@ class LengthGroupedSampler(Sampler):
 
 
 class LLaVATrainer(Trainer):
+    """The Trainer with LLaVA's sampler, optimizer groups, guarded steps and staged checkpoints.
+
+    ``divergence_guard``: stops a diverged run (None: no checks).
+    """
+
+    def __init__(
+        self,
+        *args,
+        divergence_guard: DivergenceGuard | None = None,
+        # [patch 0001-eval-between-epochs]
+        evaluator=None,
+        # [/patch 0001-eval-between-epochs]
+        **kwargs,
+    ):
+        # [patch 0001-eval-between-epochs]
+        # evaluator: a llava.train.evaluation.LLaVAEvaluator; its validation set is the eval dataset.
+        if evaluator is not None and kwargs.get("eval_dataset") is None:
+            kwargs["eval_dataset"] = evaluator.eval_dataset
+        self.llava_evaluator = evaluator
+        # [/patch 0001-eval-between-epochs]
+        super().__init__(*args, **kwargs)
+        self.divergence_guard = divergence_guard
+
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if getattr(self.args, "group_by_modality_length", False) and dataset is not None:
@@ -177,9 +200,6 @@ class LLaVATrainer(Trainer):
         if os.path.exists(os.path.join(resume_from_checkpoint, checkpointing.NON_LORA_FILE)):
             checkpointing.load_non_lora_trainables(target, resume_from_checkpoint)
 
-    # Set by train() (steps.build_trainer); None turns the divergence checks off.
-    divergence_guard: DivergenceGuard | None = None
-
     def training_step(self, model, inputs, num_items_in_batch=None):
         """One micro-batch; stops the run (every rank) when its loss is not finite.
 
@@ -214,9 +234,6 @@ class LLaVATrainer(Trainer):
         return super()._determine_best_metric(metrics, trial)
 
     # [patch 0001-eval-between-epochs]
-    # Evaluation between epochs (llava.train.evaluation.LLaVAEvaluator); set by train().
-    llava_evaluator = None
-
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                         metric_key_prefix="eval"):
         """The validation set goes to the LLaVA evaluator (token-weighted loss, generation, VQA accuracy)."""

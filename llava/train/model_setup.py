@@ -234,3 +234,16 @@ def build_model(model_args, data_args, training_args, tokenizer, attn_implementa
     total = sum(p.numel() for p in model.parameters())
     logger.info("Trainable parameters: %s of %s (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / max(total, 1))
     return model
+
+
+def record_base_model(model, model_name_or_path: str) -> None:
+    """Record the base (name and weight fingerprint) in the config every output saves.
+
+    Every rank calls this (under ZeRO-3 the embedding is gathered). A loader then
+    refuses to apply the run to a different base (``llava.model.base_record``).
+    """
+    from llava.model.base_record import fingerprint_embeddings, record_base
+    from llava.train.checkpointing import gathered_copy
+
+    weight = gathered_copy(model.get_input_embeddings().weight)
+    record_base(model.config, model_name_or_path, fingerprint_embeddings(weight))

@@ -31,11 +31,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from llava.conversation import Conversation
+from llava.eval.generation import image_turn
 from llava.train.data import (
     HUMAN,
     STRUCTURAL_PROBLEMS,
@@ -44,10 +44,10 @@ from llava.train.data import (
     check_conversation,
     describe_entry,
     json_error_message,
-    preprocess_multimodal,
     resolve_template,
     tokenize_conversation,
 )
+from llava.utils import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -242,21 +242,15 @@ def _image_counts(turns: list) -> tuple[int, int]:
 
 
 def _check_image_file(path: str) -> tuple[str, str] | None:
-    from PIL import Image
+    """Decode every pixel, as training will (``llava.images``): a truncated file fails here."""
+    from llava.images import ImageReadError, verify_image
 
     if not os.path.exists(path):
         return "image_missing", f"image {path} does not exist"
     try:
-        with Image.open(path) as image:
-            image.verify()  # the container (cheap); verify() leaves the image unusable, so reopen
-        with Image.open(path) as image:
-            # Decode every pixel, as training will: a truncated file fails only here. JPEGs
-            # decode at 1/8 scale (draft), which still reads the whole compressed stream.
-            if image.format == "JPEG":
-                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-            image.load()
-    except Exception as error:  # PIL raises many types for a bad file (OSError, SyntaxError, struct.error, ...)
-        return "image_unreadable", f"image {path} cannot be read: {type(error).__name__}: {error}"
+        verify_image(path)
+    except ImageReadError as error:
+        return "image_unreadable", f"image {path} cannot be read: {error.reason}"
     return None
 
 
@@ -281,16 +275,13 @@ def _token_problem(
     has_image: bool,
     tokenizer,
     template: Conversation,
-    data_args_like,
+    mm_use_im_start_end: bool | None,
     model_max_length: int,
     num_image_tokens: int,
 ) -> tuple[str, str] | None:
     """Tokenize the record as training will and check that some answer token fits."""
-    import copy
-
-    turns = copy.deepcopy(turns)
-    if has_image:
-        turns = preprocess_multimodal([turns], data_args_like, template)[0]
+    if has_image and mm_use_im_start_end is not None:  # None: a text-only run, no image formatting
+        turns = [{**turn, "value": image_turn(turn["value"], template, mm_use_im_start_end)} for turn in turns]
     try:
         sample = tokenize_conversation(turns, tokenizer, template, has_image, truncate=False)
     except DatasetError as error:
@@ -327,21 +318,20 @@ def run_preflight(
     conversation_template: Conversation | str | None,
     model_max_length: int,
     num_image_tokens: int,
-    data_args_like=None,
+    mm_use_im_start_end: bool = False,
+    is_multimodal: bool = True,
 ) -> PreflightReport:
     """Check every record of ``data_path``; returns the report (raises nothing for data problems).
 
     ``tokenizer`` and ``conversation_template`` (a template, a
     ``conv_templates`` key, or None for ``default_conversation``) must be
-    the ones training uses. ``data_args_like`` supplies ``is_multimodal``
-    (default True) and ``mm_use_im_start_end`` (default False), as the
-    training ``DataArguments`` do. ``num_image_tokens``: positions one image
+    the ones training uses; ``mm_use_im_start_end`` and ``is_multimodal`` as
+    training's ``DataArguments`` will hold them (a text-only run leaves ``<image>`` as text).
+    ``num_image_tokens``: positions one image
     takes after splicing (576 for CLIP ViT-L/14 at 336 px).
     """
     data_path = str(data_path)
     template = resolve_template(conversation_template)
-    if data_args_like is None:
-        data_args_like = SimpleNamespace(is_multimodal=True, mm_use_im_start_end=False)
     report = PreflightReport(data_path, None)
     entries = _load(data_path, report)
     if entries is None:
@@ -382,7 +372,8 @@ def run_preflight(
 
         if not any(kind in STRUCTURAL_PROBLEMS for kind, _ in turn_problems):
             problem = _token_problem(
-                turns, has_image, tokenizer, template, data_args_like, model_max_length, num_image_tokens
+                turns, has_image, tokenizer, template, mm_use_im_start_end if is_multimodal else None,
+                model_max_length, num_image_tokens
             )
             if problem is not None:
                 flag(index, *problem)
@@ -432,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         template_for_version(args.version),
         args.model_max_length,
         args.num_image_tokens,
-        SimpleNamespace(is_multimodal=True, mm_use_im_start_end=args.mm_use_im_start_end),
+        args.mm_use_im_start_end,
     )
     print(report.format(args.max_per_kind))
     if report.ok:
@@ -442,8 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kept = report.kept_entries()
     print(f"Skipped {report.num_entries - len(kept)} flagged records of {report.num_entries}; {len(kept)} kept.")
     if args.kept_path:
-        with open(args.kept_path, "w", encoding="utf-8") as handle:
-            json.dump(list(kept), handle, ensure_ascii=False, indent=1)
+        write_atomic(args.kept_path, json.dumps(list(kept), ensure_ascii=False, indent=1))
         print(f"Wrote the kept records to {args.kept_path}")
     return 0 if kept else 1
 

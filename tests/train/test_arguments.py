@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from llava.train import arguments
+from llava.train import argument_checks, arguments, legacy_flags
 from llava.train.arguments import (
     LEGACY_FLAGS,
     ArgumentError,
     DataArguments,
     ModelArguments,
     TrainingArguments,
+    argument_parser,
+    fit_to_machine,
     parse_args,
-    rewrite_legacy_flags,
     validate,
 )
 
@@ -77,7 +78,8 @@ def cpu_machine_with_templates(monkeypatch):
     The stand-in keeps these tests independent of the templates module (tested on its
     own); ``test_real_templates_know_script_versions`` checks the real one.
     """
-    monkeypatch.setattr(arguments, "_cuda_available", lambda: False)
+    monkeypatch.setattr(arguments, "cuda_available", lambda: False)
+    monkeypatch.setattr(argument_checks, "cuda_available", lambda: False)
     fake = types.ModuleType("llava.conversation")
     fake.conv_templates = dict.fromkeys(TEMPLATE_KEYS)
     monkeypatch.setitem(sys.modules, "llava.conversation", fake)
@@ -180,7 +182,7 @@ def test_defaults_parse(paths):
         instance = {ModelArguments: model_args, DataArguments: data_args}.get(
             dataclass_type, training_args
         )
-        assert arguments._enum_value(getattr(instance, name)) == default, name
+        assert argument_checks.enum_value(getattr(instance, name)) == default, name
     assert isinstance(training_args, TrainingArguments)
     assert validate(model_args, data_args, training_args) == []
 
@@ -237,7 +239,7 @@ def test_legacy_flag_is_mapped_with_a_note(paths, caplog, legacy, expected, note
     with caplog.at_level(logging.INFO, logger="llava"):
         _, _, training_args = parse_args([*legacy, *base_argv(paths)])
     for name, value in expected.items():
-        assert arguments._enum_value(getattr(training_args, name)) == value
+        assert argument_checks.enum_value(getattr(training_args, name)) == value
     notes = [
         r.getMessage() for r in caplog.records if r.name == "llava" and r.levelno == logging.WARNING
     ]
@@ -284,19 +286,21 @@ def test_use_cpu_is_set_without_cuda(paths, caplog):
     infos = [
         r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name == "llava"
     ]
-    assert infos == [arguments._USE_CPU_NOTE]
+    assert infos == [legacy_flags._USE_CPU_NOTE]
 
 
-def test_rewrite_with_cuda_keeps_tf32_and_device():
-    argv, problems = rewrite_legacy_flags(["--tf32", "True", "--bf16"], cuda_available=True)
-    assert argv == ["--tf32", "True", "--bf16"] and problems == []
-    argv, _ = rewrite_legacy_flags(["--tf32", "--bf16", "True"], cuda_available=True)
-    assert argv == ["--tf32", "True", "--bf16", "True"]  # bare bool | None flag gets its value
+def test_with_cuda_tf32_and_device_are_kept():
+    values = {"tf32": True, "bf16": True, "use_cpu": False}
+    fit_to_machine(values, frozenset({"tf32", "bf16"}), cuda_available=True)
+    assert values == {"tf32": True, "bf16": True, "use_cpu": False}
+    namespace, _ = argument_parser().parse_known_args(["--tf32", "--bf16", "True"])
+    assert namespace.tf32 is True and namespace.bf16 is True  # bare bool | None flag gets its value
 
 
-def test_rewrite_without_cuda_respects_explicit_use_cpu():
-    argv, _ = rewrite_legacy_flags(["--use_cpu", "False"], cuda_available=False)
-    assert argv == ["--use_cpu", "False"]
+def test_without_cuda_an_explicit_use_cpu_is_respected():
+    values = {"tf32": None, "use_cpu": False}
+    fit_to_machine(values, frozenset({"use_cpu"}), cuda_available=False)
+    assert values["use_cpu"] is False
 
 
 # ------------------------------------------------------------------------------------------
@@ -568,7 +572,7 @@ def test_upstream_task_lora_recipe_parses_unchanged(paths, monkeypatch):
     assert data_args.image_aspect_ratio == "pad" and data_args.lazy_preprocess is True
     assert training_args.bf16 is True and training_args.model_max_length == 2048
     assert training_args.warmup_steps == 0.03 and training_args.get_warmup_steps(1000) == 30
-    assert arguments._enum_value(training_args.eval_strategy) == "no"
+    assert argument_checks.enum_value(training_args.eval_strategy) == "no"
     assert training_args.group_by_modality_length is True
     assert training_args.activation_checkpointing is True and training_args.use_cpu is True
     assert training_args.hf_deepspeed_config.is_zero3()

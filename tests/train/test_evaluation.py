@@ -17,23 +17,20 @@ import torch
 from launch import ROOT, _free_port, recipe_flags
 
 from llava.conversation import conv_templates, template_for_version
+from llava.eval.batching import (
+    generation_items,
+    generation_prompt,
+)
+from llava.model.image_tokens import num_image_tokens
 from llava.train.data import conversation_prompt, preprocess_multimodal
-from llava.train.evaluation import (
+from llava.train.eval_arguments import needs_generation, validate_evaluation_args
+from llava.train.eval_reporting import (
     CURVES_FILE,
     EVAL_FOLDER,
     HISTORY_FILE,
-    GenerationItem,
-    LLaVAEvaluator,
-    build_evaluator,
-    epoch_tag,
-    generation_items,
-    generation_prompt,
-    needs_generation,
-    plan_batches,
     read_history,
-    select_subset,
-    validate_evaluation_args,
 )
+from llava.train.evaluation import LLaVAEvaluator, build_evaluator
 
 HELPER = Path(__file__).with_name("evaluation_train.py")
 CATEGORIES = ("one", "two", "three")
@@ -69,40 +66,36 @@ def tokenizer(tiny_llava_dir):
 def evaluator_for(model, tokenizer, validation_dir, colour_vqa_dir, tmp_path, **overrides) -> LLaVAEvaluator:
     """An evaluator as ``build_evaluator`` makes one for ``--version v1``."""
     args = dict(
-        model_args=SimpleNamespace(vision_tower=str(Path(model.config.mm_vision_tower)), mm_use_im_start_end=False,
-                                   mm_vision_select_feature="patch"),
         data_args=SimpleNamespace(
-            validation_data_path=str(validation_dir / "val.json"), validation_image_folder=None,
             image_folder=str(colour_vqa_dir / "images"), image_processor=model.get_vision_tower().image_processor,
             is_multimodal=True, mm_use_im_start_end=False, image_aspect_ratio="pad", skip_flagged_samples=False,
         ),
         training_args=SimpleNamespace(
-            eval_generate=None, eval_max_samples=None, eval_max_new_tokens=4, eval_log_examples=4, eval_stem=False,
+            validation_data_path=str(validation_dir / "val.json"), validation_image_folder=None, eval_generate=None, eval_max_samples=None, eval_max_new_tokens=4, eval_log_examples=4, eval_stem=False,
             eval_normalization="lmms-eval", eval_multiple_choice=None, per_device_eval_batch_size=4,
             model_max_length=512, seed=0, data_seed=None,
             metric_for_best_model=None, output_dir=str(tmp_path / "run"),
         ),
     )
     for key, value in overrides.items():
-        group = next(name for name in ("training_args", "data_args", "model_args") if hasattr(args[name], key))
+        group = next(name for name in ("training_args", "data_args") if hasattr(args[name], key))
         setattr(args[group], key, value)
-    return build_evaluator(tokenizer, template_for_version("v1"), args["model_args"], args["data_args"],
-                           args["training_args"])
+    return build_evaluator(tokenizer, template_for_version("v1"), args["data_args"], args["training_args"],
+                           num_image_tokens(str(Path(model.config.mm_vision_tower)), "patch"))
 
 
 # ---------------------------------------------------------------------------------- flags
 
 
 def flag_values(**overrides):
-    data = SimpleNamespace(validation_data_path=None, validation_image_folder=None)
     training = SimpleNamespace(
-        eval_strategy="no", eval_on_start=False, eval_generate=None, metric_for_best_model=None,
+        validation_data_path=None, validation_image_folder=None, eval_strategy="no", eval_on_start=False, eval_generate=None, metric_for_best_model=None,
         greater_is_better=None, load_best_model_at_end=False, save_strategy="steps", eval_max_samples=None,
         eval_max_new_tokens=16, eval_log_examples=32, per_device_eval_batch_size=8, eval_normalization="lmms-eval",
     )
     for key, value in overrides.items():
-        setattr(data if hasattr(data, key) else training, key, value)
-    return None, data, training
+        setattr(training, key, value)
+    return None, None, training
 
 
 def test_good_evaluation_flags_have_no_problems(validation_dir):
@@ -175,37 +168,6 @@ def test_generation_items_keep_ids_answers_categories_and_skip_unscorable(valida
     assert items[3].answers == (entries[3]["conversations"][1]["value"],)  # no 'answers': its reply
     text_only = items[-1]
     assert text_only.image is None and text_only.question_id == "t1" and text_only.answers == ("two",)
-
-
-def test_subset_is_seeded_in_file_order_and_the_same_every_time():
-    items = [GenerationItem(i, i, "q", "p", None, ("a",), None) for i in range(50)]
-    subset = select_subset(items, 10, seed=3)
-    assert len(subset) == 10 and subset == select_subset(items, 10, seed=3)
-    assert [item.position for item in subset] == sorted(item.position for item in subset)
-    assert subset != select_subset(items, 10, seed=4)
-    assert select_subset(items, None, 0) == items and select_subset(items, 500, 0) == items
-
-
-@pytest.mark.parametrize("images, texts, batch_size, world_size", [
-    (7, 2, 3, 2), (5, 0, 2, 3), (0, 4, 4, 2), (10, 3, 4, 1), (1, 1, 8, 4), (13, 5, 2, 2),
-])
-def test_batches_are_identical_in_number_kind_and_size_on_every_rank(images, texts, batch_size, world_size):
-    items = [GenerationItem(i, i, "q", "p" * (i % 5), f"{i}.png" if i < images else None, ("a",), None)
-             for i in range(images + texts)]
-    plans = [plan_batches(items, batch_size, rank, world_size) for rank in range(world_size)]
-    shapes = [[(len(batch), items[batch[0][0]].image is not None) for batch in plan] for plan in plans]
-    assert all(shape == shapes[0] for shape in shapes)
-    answered = sorted(index for plan in plans for batch in plan for index, padding in batch if not padding)
-    assert answered == list(range(len(items)))  # each question answered exactly once
-    for plan in plans:
-        for batch in plan:
-            assert len({items[index].image is None for index, _ in batch}) == 1  # one kind per batch
-            assert len(batch) <= batch_size
-
-
-def test_epoch_tags():
-    assert epoch_tag(0, 0) == "epoch_0" and epoch_tag(2.0, 18) == "epoch_2" and epoch_tag(None, 0) == "epoch_0"
-    assert epoch_tag(1.5, 13) == "step_13"
 
 
 # --------------------------------------------------------------------- the evaluator, in-process
@@ -320,25 +282,6 @@ def test_four_bit_model(tiny_llava_dir, tokenizer, validation_dir, colour_vqa_di
     evaluator = evaluator_for(model, tokenizer, validation_dir, colour_vqa_dir, tmp_path, eval_max_samples=4)
     metrics = evaluator.evaluate(model)
     assert metrics["generation_count"] == 4 and metrics["loss"] > 0
-
-
-def test_history_keeps_earlier_evaluations_and_replaces_later_ones(tmp_path):
-    evaluator = LLaVAEvaluator(None, [], image_folder=None, output_dir=tmp_path)
-    for epoch, step, loss in [(0, 0, 3.0), (1, 9, 2.0), (2, 18, 1.5), (1, 9, 2.5)]:  # resumed at step 9
-        evaluator.write_outputs(epoch, step, loss, None)
-    history = read_history(tmp_path / EVAL_FOLDER)
-    assert [(h["tag"], h["eval_loss"]) for h in history] == [("epoch_0", 3.0), ("epoch_1", 2.5)]
-    assert json.loads((tmp_path / EVAL_FOLDER / HISTORY_FILE).read_text()) == history
-
-
-def test_a_nan_evaluation_is_written_as_null(tmp_path):
-    evaluator = LLaVAEvaluator(None, [], image_folder=None, output_dir=tmp_path)
-    evaluator.write_outputs(1, 9, float("nan"), {"vqa_accuracy": float("nan"), "exact_match": 0.0,
-                                                 "per_category": {"other": float("inf")}, "count": 4})
-    text = (tmp_path / EVAL_FOLDER / HISTORY_FILE).read_text()
-    assert "NaN" not in text and "Infinity" not in text
-    entry = json.loads(text)[0]
-    assert entry["eval_loss"] is None and entry["vqa_accuracy"] is None and entry["per_category"] == {"other": None}
 
 
 def test_evaluation_loop_names_metrics_as_the_trainer_does(tiny_llava, tokenizer, validation_dir, colour_vqa_dir,

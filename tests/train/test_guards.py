@@ -20,7 +20,7 @@ import torch
 from launch import ROOT, deepspeed_command, recipe_flags
 from safetensors.torch import load_file
 
-from llava.train.checkpointing import NON_LORA_FILE, STAGING_DIR
+from llava.train.checkpointing import NON_LORA_FILE, STAGING_DIR, latest_checkpoint
 from llava.train.guards import (
     EXIT_DIVERGED,
     EXIT_LOCKED,
@@ -33,7 +33,6 @@ from llava.train.guards import (
     TrainingDiverged,
     clean_interrupted_saves,
 )
-from llava.train.steps import latest_checkpoint
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false")
 TRAIN = [sys.executable, "-m", "llava.train.train"]

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from llava.train.steps import configure_reporting, wandb_key_configured
+from llava.train.reporting import configure_reporting, wandb_key_configured
 
 
 @pytest.fixture()

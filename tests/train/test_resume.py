@@ -12,8 +12,7 @@ import torch
 from launch import deepspeed_command, recipe_flags, run
 from safetensors.torch import load_file
 
-from llava.train.checkpointing import NON_LORA_FILE, STAGING_DIR
-from llava.train.steps import latest_checkpoint
+from llava.train.checkpointing import NON_LORA_FILE, STAGING_DIR, latest_checkpoint
 
 SAVE_STEPS = 4
 
