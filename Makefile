@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo lint patches clean
+.PHONY: setup test test-fast demo lint format patches clean
 
 setup: $(STAMP)
 
@@ -26,16 +26,21 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests llava
 
 test-fast: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" tests llava
 
 demo: setup
 	bash scripts/finetune_qlora_okvqa.sh
 
 lint: setup
 	$(PY) -m ruff check llava tests scripts
+	$(PY) -m ruff format --check llava tests scripts
+
+# Rewrite the tree in the house format (what `make lint` checks).
+format: setup
+	$(PY) -m ruff format llava tests scripts
 
 # Regenerate patches/*.patch after touching patch code (tests/test_patches.py checks them).
 patches: setup

@@ -202,8 +202,15 @@ class Conversation:
         """Add a ``[role, message]`` pair (``message=None`` opens a turn for generation)."""
         self.messages.append([role, message])
 
-    def process_image(self, image, image_process_mode: str, return_pil: bool = False, image_format: str = "PNG",
-                      max_len: int = 1344, min_len: int = 672):
+    def process_image(
+        self,
+        image,
+        image_process_mode: str,
+        return_pil: bool = False,
+        image_format: str = "PNG",
+        max_len: int = 1344,
+        min_len: int = 672,
+    ):
         """One demo image prepared as upstream's web demo shows and sends it.
 
         ``image_process_mode``: ``Pad`` (to a square on upstream's grey
@@ -216,7 +223,10 @@ class Conversation:
         return image if return_pil else _image_base64(image, image_format)
 
     def get_images(self, return_pil: bool = False) -> list:
-        """The images of the user turns (the demo's ``(text, image, mode)`` messages), each via :meth:`process_image`."""
+        """The images of the user turns (the demo's ``(text, image, mode)`` messages).
+
+        Each goes through :meth:`process_image`.
+        """
         images = []
         for index, (_, message) in enumerate(self.messages[self.offset :]):
             if index % 2 == 0 and isinstance(message, tuple):
@@ -242,7 +252,9 @@ class Conversation:
         return {
             "system": self.system,
             "roles": self.roles,
-            "messages": [[role, message[0] if isinstance(message, tuple) else message] for role, message in self.messages],
+            "messages": [
+                [role, message[0] if isinstance(message, tuple) else message] for role, message in self.messages
+            ],
             "offset": self.offset,
             "sep": self.sep,
             "sep2": self.sep2,

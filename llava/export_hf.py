@@ -140,8 +140,12 @@ def convert_state_dict(model, vocab_rows: int, projector_type: str) -> dict[str,
     projector = model.get_model().mm_projector
     weights = projector.state_dict()
     if projector_type == "mlp2x_gelu":
-        mapping = {"0.weight": "linear_1.weight", "0.bias": "linear_1.bias",
-                   "2.weight": "linear_2.weight", "2.bias": "linear_2.bias"}
+        mapping = {
+            "0.weight": "linear_1.weight",
+            "0.bias": "linear_1.bias",
+            "2.weight": "linear_2.weight",
+            "2.bias": "linear_2.bias",
+        }
         for ours, theirs in mapping.items():
             out["multi_modal_projector." + theirs] = weights[ours]
     elif projector_type == "linear":
@@ -161,8 +165,9 @@ def convert_state_dict(model, vocab_rows: int, projector_type: str) -> dict[str,
     return out
 
 
-def write_safetensors(state: dict[str, torch.Tensor], folder: Path, dtype: torch.dtype,
-                      max_shard_size: str | int = "5GB") -> list[str]:
+def write_safetensors(
+    state: dict[str, torch.Tensor], folder: Path, dtype: torch.dtype, max_shard_size: str | int = "5GB"
+) -> list[str]:
     """Write ``state`` cast to ``dtype`` as (sharded) safetensors with an index when sharded."""
     from huggingface_hub import split_torch_state_dict_into_shards
     from safetensors.torch import save_file
@@ -180,8 +185,10 @@ def write_safetensors(state: dict[str, torch.Tensor], folder: Path, dtype: torch
     for filename, keys in split.filename_to_tensors.items():
         save_file({key: tensors[key] for key in keys}, str(folder / filename), metadata={"format": "pt"})
     if split.is_sharded:
-        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
-                 "weight_map": split.tensor_to_filename}
+        index = {
+            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+            "weight_map": split.tensor_to_filename,
+        }
         (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return sorted(split.filename_to_tensors)
 
@@ -250,8 +257,19 @@ def _image_processor_class():
     return transformers.LlavaImageProcessor
 
 
-_IMAGE_PROCESSOR_KEYS = ("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale",
-                         "rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb")
+_IMAGE_PROCESSOR_KEYS = (
+    "do_resize",
+    "size",
+    "resample",
+    "do_center_crop",
+    "crop_size",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "do_convert_rgb",
+)
 
 
 def build_image_processor(clip_processor, pad_to_square: bool):
@@ -266,8 +284,10 @@ def build_image_processor(clip_processor, pad_to_square: bool):
 
 def _message_text(content: str) -> str:
     """Jinja: the text of a message ``content`` (a string, or the ``text`` parts of a list)."""
-    return (f"{content} if {content} is string else "
-            f"{content} | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('')")
+    return (
+        f"{content} if {content} is string else "
+        f"{content} | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('')"
+    )
 
 
 def chat_template_for(conv_mode: str, image_text: str = "<image>\n", after_bos: str = "") -> str | None:
@@ -346,8 +366,11 @@ def upstream_chat_template(tokenizer, conv_mode: str, image_token_id: int) -> st
             )
             if tokenizer(rendered, add_special_tokens=False).input_ids == upstream:
                 return template
-    logger.warning("No spacing of the %s chat template reproduces upstream's token ids with this tokenizer; "
-                   "writing the plain template.", conv_mode)
+    logger.warning(
+        "No spacing of the %s chat template reproduces upstream's token ids with this tokenizer; "
+        "writing the plain template.",
+        conv_mode,
+    )
     return chat_template_for(conv_mode)
 
 
@@ -395,8 +418,12 @@ def export(
         raise FileExistsError(f"{out} already exists: choose another --out or pass --overwrite")
 
     tokenizer, model, clip_processor, _ = load_pretrained_model(
-        str(model_path), model_base, get_model_name_from_path(str(model_path)),
-        device_map=device, device=device, dtype=torch.float32,
+        str(model_path),
+        model_base,
+        get_model_name_from_path(str(model_path)),
+        device_map=device,
+        device=device,
+        dtype=torch.float32,
     )
     config = model.config
     vision_config = model.get_vision_tower().config
@@ -422,8 +449,15 @@ def export(
         processor.save_pretrained(str(staging))
         # Older loaders (transformers 4) read the image processor from its own file.
         processor.image_processor.save_pretrained(str(staging))
-    logger.info("Exported %s (%s, %d weight file(s), image token %d, vocabulary %d) to %s",
-                model_path, out_dtype, len(files), image_token_id, vocab_rows, out)
+    logger.info(
+        "Exported %s (%s, %d weight file(s), image token %d, vocabulary %d) to %s",
+        model_path,
+        out_dtype,
+        len(files),
+        image_token_id,
+        vocab_rows,
+        out,
+    )
     return out
 
 
@@ -433,15 +467,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a LLaVA-1.5 checkpoint (full, or a LoRA run with its base) as a transformers "
         "LlavaForConditionalGeneration folder with its LlavaProcessor, for transformers / vLLM / SGLang.",
     )
-    parser.add_argument("--model-path", required=True,
-                        help="a full LLaVA checkpoint, or a LoRA run's --output_dir (then also pass --model-base)")
-    parser.add_argument("--model-base", default=None,
-                        help="the model a LoRA run was trained from (e.g. liuhaotian/llava-v1.5-7b)")
+    parser.add_argument(
+        "--model-path",
+        required=True,
+        help="a full LLaVA checkpoint, or a LoRA run's --output_dir (then also pass --model-base)",
+    )
+    parser.add_argument(
+        "--model-base", default=None, help="the model a LoRA run was trained from (e.g. liuhaotian/llava-v1.5-7b)"
+    )
     parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
-                        help="dtype of the written weights (default auto: the checkpoint's own)")
-    parser.add_argument("--conv-mode", default="vicuna_v1",
-                        help="conversation template for the chat template (LLaVA-1.5: vicuna_v1); 'none' for none")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", *DTYPES],
+        help="dtype of the written weights (default auto: the checkpoint's own)",
+    )
+    parser.add_argument(
+        "--conv-mode",
+        default="vicuna_v1",
+        help="conversation template for the chat template (LLaVA-1.5: vicuna_v1); 'none' for none",
+    )
     parser.add_argument("--max-shard-size", default="5GB", help="largest weight file (default 5GB)")
     parser.add_argument("--device", default="cpu", help="device to load and merge on (default cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out once the export is done")
@@ -451,9 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out = export(args.model_path, args.out, model_base=args.model_base, dtype=args.dtype,
-                 conv_mode=args.conv_mode, overwrite=args.overwrite, max_shard_size=args.max_shard_size,
-                 device=args.device)
+    out = export(
+        args.model_path,
+        args.out,
+        model_base=args.model_base,
+        dtype=args.dtype,
+        conv_mode=args.conv_mode,
+        overwrite=args.overwrite,
+        max_shard_size=args.max_shard_size,
+        device=args.device,
+    )
     print(f"wrote {out}")
     return out
 

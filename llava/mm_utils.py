@@ -153,8 +153,7 @@ def tokenizer_image_token_with_offsets(
             encoding = tokenizer(piece, return_offsets_mapping=True)
         except NotImplementedError as error:  # a slow tokenizer (older transformers)
             raise TypeError(
-                "label masking needs a fast tokenizer (return_offsets_mapping=True); "
-                f"got {type(tokenizer).__name__}"
+                f"label masking needs a fast tokenizer (return_offsets_mapping=True); got {type(tokenizer).__name__}"
             ) from error
         ids = list(encoding["input_ids"])
         spans = [(start + s, start + e) for s, e in encoding["offset_mapping"]]
@@ -218,6 +217,8 @@ class KeywordsStoppingCriteria(StoppingCriteria):
         text = self.tokenizer.decode(window, skip_special_tokens=True)
         return any(keyword in text for keyword in self.keywords)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None, **kwargs) -> torch.BoolTensor:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None, **kwargs
+    ) -> torch.BoolTensor:
         done = [self._sequence_done(row[self.start_len :]) for row in input_ids]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file and folder writes (with the user's umask, like a plain open()), and upstream's ``disable_torch_init``.
+"""Small shared helpers: atomic file and folder writes (with the user's umask), and ``disable_torch_init``.
 
 Every output of this project (data files, predictions, checkpoint files) is
 written under a temporary name in the target's folder and renamed into place, so

@@ -96,8 +96,14 @@ def eval_benchmark(args) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
         rows.append({"batch_size": batch_size, "questions_per_s": done / (time.perf_counter() - start)})
-    result = {"mode": "eval", "preset": args.preset, "device": device_name(), "max_new_tokens": args.max_new_tokens,
-              "torch_threads": torch.get_num_threads(), "rows": rows}
+    result = {
+        "mode": "eval",
+        "preset": args.preset,
+        "device": device_name(),
+        "max_new_tokens": args.max_new_tokens,
+        "torch_threads": torch.get_num_threads(),
+        "rows": rows,
+    }
     print(f"| eval {args.preset} on {result['device']} | batch | questions/s |")
     for row in rows:
         print(f"| {'':<30} | {row['batch_size']:5d} | {row['questions_per_s']:11.1f} |")
@@ -119,8 +125,9 @@ def checkpoint_benchmark(args) -> dict:
     if args.preset == "tiny":
         model_dir = build_tiny_llava(work / "llava-bench")
         model = LlavaLlamaForCausalLM.from_pretrained(str(model_dir))
-        model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r,
-                                                 target_modules=find_all_linear_names(model)))
+        model = get_peft_model(
+            model, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules=find_all_linear_names(model))
+        )
         model.get_base_model().get_model().mm_projector.requires_grad_(True)
         run = work / "llava-bench-lora"
         start = time.perf_counter()
@@ -137,26 +144,39 @@ def checkpoint_benchmark(args) -> dict:
 
     spec = PRESETS[args.preset]
     with init_empty_weights():
-        config = LlavaConfig(vocab_size=spec["vocab_size"], **spec["text"], mm_hidden_size=spec["vision"]["hidden_size"],
-                             mm_projector_type="mlp2x_gelu")
+        config = LlavaConfig(
+            vocab_size=spec["vocab_size"],
+            **spec["text"],
+            mm_hidden_size=spec["vision"]["hidden_size"],
+            mm_projector_type="mlp2x_gelu",
+        )
         base = LlavaLlamaForCausalLM(config)
         from llava.model.multimodal_projector.builder import build_projector
 
         base.get_model().mm_projector = build_projector("mlp2x_gelu", config.mm_hidden_size, config.hidden_size)
-        peft_model = get_peft_model(base, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r,
-                                                     target_modules=find_all_linear_names(base)))
+        peft_model = get_peft_model(
+            base, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules=find_all_linear_names(base))
+        )
     lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
     projector = sum(p.numel() for n, p in peft_model.named_parameters() if "mm_projector" in n)
     # The recipe (QLoRA, --bf16, DeepSpeed bf16) saves adapter and projector in bf16.
     adapter_bytes, non_lora_bytes = lora * 2, projector * 2
-    result.update({
-        "preset": args.preset, "lora_r": args.lora_r, "lora_parameters": lora, "projector_parameters": projector,
-        "adapter_bytes": adapter_bytes, "non_lora_bytes": non_lora_bytes,
-        "dtypes": "bf16 (QLoRA --bits 4 --bf16 under DeepSpeed)",
-    })
-    print(f"| QLoRA checkpoint {args.preset} r={args.lora_r} | adapter {lora / 1e6:.1f} M params = "
-          f"{adapter_bytes / 2**20:.0f} MiB (bf16) | non_lora_trainables {projector / 1e6:.1f} M = "
-          f"{non_lora_bytes / 2**20:.0f} MiB (bf16) |")
+    result.update(
+        {
+            "preset": args.preset,
+            "lora_r": args.lora_r,
+            "lora_parameters": lora,
+            "projector_parameters": projector,
+            "adapter_bytes": adapter_bytes,
+            "non_lora_bytes": non_lora_bytes,
+            "dtypes": "bf16 (QLoRA --bits 4 --bf16 under DeepSpeed)",
+        }
+    )
+    print(
+        f"| QLoRA checkpoint {args.preset} r={args.lora_r} | adapter {lora / 1e6:.1f} M params = "
+        f"{adapter_bytes / 2**20:.0f} MiB (bf16) | non_lora_trainables {projector / 1e6:.1f} M = "
+        f"{non_lora_bytes / 2**20:.0f} MiB (bf16) |"
+    )
     if "save_s" in result:
         print(f"| tiny LoRA run: save {result['save_s'] * 1000:.0f} ms, load {result['load_s'] * 1000:.0f} ms |")
     return result
@@ -197,17 +217,60 @@ def train_benchmark(args) -> dict:
     samples_needed = (args.steps + args.warmup_steps) * args.batch_size * world
     data_dir = write_llava_vqa(work / "data", count=samples_needed, text_only=0)
     flags = [
-        "--model_name_or_path", str(model_dir), "--version", "v1",
-        "--data_path", str(data_dir / "train.json"), "--image_folder", str(data_dir / "images"),
-        "--vision_tower", str(model_dir / "clip-vision-tower"), "--mm_projector_type", "mlp2x_gelu",
-        "--mm_vision_select_layer", "-2", "--mm_use_im_start_end", "False", "--mm_use_im_patch_token", "False",
-        "--image_aspect_ratio", "pad", "--lora_enable", "True", "--lora_r", str(args.lora_r),
-        "--lora_alpha", str(2 * args.lora_r), "--mm_projector_lr", "2e-5", "--bits", str(args.bits),
-        "--bf16", str(args.bf16), "--output_dir", str(work / "out"), "--num_train_epochs", "1",
-        "--max_steps", str(args.steps + args.warmup_steps), "--per_device_train_batch_size", str(args.batch_size),
-        "--learning_rate", "2e-4", "--save_strategy", "no", "--logging_steps", "1000", "--report_to", "none",
-        "--dataloader_num_workers", "0", "--gradient_checkpointing", str(args.gradient_checkpointing),
-        "--model_max_length", "2048" if args.preset != "tiny" else "512",
+        "--model_name_or_path",
+        str(model_dir),
+        "--version",
+        "v1",
+        "--data_path",
+        str(data_dir / "train.json"),
+        "--image_folder",
+        str(data_dir / "images"),
+        "--vision_tower",
+        str(model_dir / "clip-vision-tower"),
+        "--mm_projector_type",
+        "mlp2x_gelu",
+        "--mm_vision_select_layer",
+        "-2",
+        "--mm_use_im_start_end",
+        "False",
+        "--mm_use_im_patch_token",
+        "False",
+        "--image_aspect_ratio",
+        "pad",
+        "--lora_enable",
+        "True",
+        "--lora_r",
+        str(args.lora_r),
+        "--lora_alpha",
+        str(2 * args.lora_r),
+        "--mm_projector_lr",
+        "2e-5",
+        "--bits",
+        str(args.bits),
+        "--bf16",
+        str(args.bf16),
+        "--output_dir",
+        str(work / "out"),
+        "--num_train_epochs",
+        "1",
+        "--max_steps",
+        str(args.steps + args.warmup_steps),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--learning_rate",
+        "2e-4",
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        "1000",
+        "--report_to",
+        "none",
+        "--dataloader_num_workers",
+        "0",
+        "--gradient_checkpointing",
+        str(args.gradient_checkpointing),
+        "--model_max_length",
+        "2048" if args.preset != "tiny" else "512",
     ]
     if args.deepspeed:
         flags += ["--deepspeed", args.deepspeed]
@@ -222,7 +285,9 @@ def train_benchmark(args) -> dict:
     median = statistics.median(timed)
 
     dataset = trainer.train_dataset
-    image_tokens = trainer.model.get_vision_tower().num_image_tokens if hasattr(trainer.model, "get_vision_tower") else 0
+    image_tokens = (
+        trainer.model.get_vision_tower().num_image_tokens if hasattr(trainer.model, "get_vision_tower") else 0
+    )
     sample = dataset[0]
     tokens_per_sample = int(sample["input_ids"].numel()) - 1 + image_tokens
     samples_per_step = args.batch_size * world
@@ -234,10 +299,17 @@ def train_benchmark(args) -> dict:
         peak = float(os.environ.get("PEAK_TFLOPS", "989")) * 1e12
         mfu = 6 * parameters * samples_per_step * tokens_per_sample / median / peak
     result = {
-        "mode": "train", "mfu": mfu,
-        "preset": args.preset, "bits": args.bits, "bf16": args.bf16, "deepspeed": args.deepspeed,
-        "processes": world, "batch_size_per_device": args.batch_size, "steps_timed": len(timed),
-        "median_step_s": median, "samples_per_s": samples_per_step / median,
+        "mode": "train",
+        "mfu": mfu,
+        "preset": args.preset,
+        "bits": args.bits,
+        "bf16": args.bf16,
+        "deepspeed": args.deepspeed,
+        "processes": world,
+        "batch_size_per_device": args.batch_size,
+        "steps_timed": len(timed),
+        "median_step_s": median,
+        "samples_per_s": samples_per_step / median,
         "tokens_per_s": samples_per_step * tokens_per_sample / median,
         "tokens_per_sample": tokens_per_sample,
         "device": device_name(),
@@ -247,7 +319,9 @@ def train_benchmark(args) -> dict:
     if trainer.args.process_index == 0:
         print(f"| {'setting':<38} | median step | samples/s | tokens/s |")
         name = f"{args.preset} bits={args.bits} ds={Path(args.deepspeed).name if args.deepspeed else '-'} x{world}"
-        print(f"| {name:<38} | {median * 1000:8.1f} ms | {result['samples_per_s']:9.1f} | {result['tokens_per_s']:8.0f} |")
+        print(
+            f"| {name:<38} | {median * 1000:8.1f} ms | {result['samples_per_s']:9.1f} | {result['tokens_per_s']:8.0f} |"
+        )
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
     return result

@@ -90,9 +90,7 @@ def build(root: Path, image_size: tuple[int, int]) -> dict:
             answers = [" ".join(rng.sample(WORDS, rng.choice((1, 1, 1, 2)))) for _ in range(10)]
             category = rng.choice(CATEGORIES)
             question = f"What is shown in picture {image_id}?"
-            questions.append(
-                {"image_id": image_id, "question": question, "question_id": question_id}
-            )
+            questions.append({"image_id": image_id, "question": question, "question_id": question_id})
             annotations.append(
                 {
                     "image_id": image_id,
@@ -115,12 +113,8 @@ def build(root: Path, image_size: tuple[int, int]) -> dict:
         for image_id in image_ids:
             path = root / "coco" / COCO[split] / f"COCO_{COCO[split]}_{image_id:012d}.jpg"
             path.write_bytes(jpegs[image_id % len(jpegs)])
-        (okvqa_dir / f"OpenEnded_mscoco_{COCO[split]}_questions.json").write_text(
-            json.dumps({"questions": questions})
-        )
-        (okvqa_dir / f"mscoco_{COCO[split]}_annotations.json").write_text(
-            json.dumps({"annotations": annotations})
-        )
+        (okvqa_dir / f"OpenEnded_mscoco_{COCO[split]}_questions.json").write_text(json.dumps({"questions": questions}))
+        (okvqa_dir / f"mscoco_{COCO[split]}_annotations.json").write_text(json.dumps({"annotations": annotations}))
         rows[split] = (split_rows, jpegs)
     return rows
 
@@ -134,16 +128,11 @@ def write_exports(root: Path, rows: dict) -> dict[str, Path]:
     for split, (split_rows, jpegs) in rows.items():
         table = pa.table(
             {
-                "image": [
-                    {"bytes": jpegs[i % len(jpegs)], "path": None} for _, i, _, _, _ in split_rows
-                ],
+                "image": [{"bytes": jpegs[i % len(jpegs)], "path": None} for _, i, _, _, _ in split_rows],
                 "question": [q for _, _, q, _, _ in split_rows],
                 "question_id": [qid for qid, _, _, _, _ in split_rows],
                 "image_id": [i for _, i, _, _, _ in split_rows],
-                "answers": [
-                    [{"answer": a, "raw_answer": a} for a in answers]
-                    for _, _, _, answers, _ in split_rows
-                ],
+                "answers": [[{"answer": a, "raw_answer": a} for a in answers] for _, _, _, answers, _ in split_rows],
                 "question_type": [c for _, _, _, _, c in split_rows],
             }
         )
@@ -160,17 +149,11 @@ def timed(config: ConvertConfig) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-size", type=int, nargs=2, default=(64, 48), metavar=("W", "H"))
     parser.add_argument("--repeats", type=int, default=3, help="runs of the no-check conversion")
-    parser.add_argument(
-        "--workers", type=int, default=None, help="image check threads (default: converter's)"
-    )
-    parser.add_argument(
-        "--export", action="store_true", help="also time a parquet export with embedded images"
-    )
+    parser.add_argument("--workers", type=int, default=None, help="image check threads (default: converter's)")
+    parser.add_argument("--export", action="store_true", help="also time a parquet export with embedded images")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
@@ -181,9 +164,7 @@ def main() -> None:
             f"fixture: 14,055 questions, 14,031 images {args.image_size[0]}x{args.image_size[1]} "
             f"built in {time.perf_counter() - start:.1f} s; {os.cpu_count()} CPUs"
         )
-        base = dict(
-            okvqa_dir=root / "okvqa", coco_dir=root / "coco", out_dir=root / "out", progress=False
-        )
+        base = dict(okvqa_dir=root / "okvqa", coco_dir=root / "coco", out_dir=root / "out", progress=False)
 
         no_check = [timed(ConvertConfig(**base, check_images=False)) for _ in range(args.repeats)]
         print(

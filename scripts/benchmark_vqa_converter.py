@@ -83,18 +83,23 @@ def main() -> None:
         folder = Path(temporary)
         started = time.perf_counter()
         source = build(folder, args.rows, args.format)
-        print(f"built {args.rows} rows on {args.rows // QUESTIONS_PER_IMAGE} images "
-              f"({args.format}) in {time.perf_counter() - started:.1f} s")
-        config = VqaConfig(input=[str(source)], out_dir=str(folder / "out"), val_fraction=0.1,
-                           image_check=False, progress=False)
+        print(
+            f"built {args.rows} rows on {args.rows // QUESTIONS_PER_IMAGE} images "
+            f"({args.format}) in {time.perf_counter() - started:.1f} s"
+        )
+        config = VqaConfig(
+            input=[str(source)], out_dir=str(folder / "out"), val_fraction=0.1, image_check=False, progress=False
+        )
         times = []
         for _ in range(args.repeats):
             started = time.perf_counter()
             summary = convert(config)
             times.append(time.perf_counter() - started)
-        print(f"no image check: best {min(times):.2f} s of {args.repeats} "
-              f"({args.rows / min(times):,.0f} rows/s); train {summary.splits['train']['questions']}, "
-              f"val {summary.splits['val']['questions']}")
+        print(
+            f"no image check: best {min(times):.2f} s of {args.repeats} "
+            f"({args.rows / min(times):,.0f} rows/s); train {summary.splits['train']['questions']}, "
+            f"val {summary.splits['val']['questions']}"
+        )
         if args.image_check:
             config.image_check = True
             started = time.perf_counter()

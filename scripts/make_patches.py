@@ -85,7 +85,8 @@ SEARCHED = ("llava", "scripts", "tests", "docs")
 
 def fence(name: str) -> re.Pattern:
     return re.compile(
-        rf"^[ \t]*(?:#|<!--)[ \t]*\[patch {re.escape(name)}\].*?\n.*?^[ \t]*(?:#|<!--)[ \t]*\[/patch {re.escape(name)}\][^\n]*\n",
+        rf"^[ \t]*(?:#|<!--)[ \t]*\[patch {re.escape(name)}\].*?\n"
+        rf".*?^[ \t]*(?:#|<!--)[ \t]*\[/patch {re.escape(name)}\][^\n]*\n",
         re.DOTALL | re.MULTILINE,
     )
 
@@ -117,9 +118,10 @@ def build_patch(name: str) -> str:
                 (root / relative).write_text(content)
         before.mkdir(exist_ok=True)
         result = subprocess.run(
-            ["git", "diff", "--no-index", "--no-color", "--full-index", "--src-prefix=a/", "--dst-prefix=b/",
-             "a", "b"],
-            cwd=scratch, capture_output=True, text=True,
+            ["git", "diff", "--no-index", "--no-color", "--full-index", "--src-prefix=a/", "--dst-prefix=b/", "a", "b"],
+            cwd=scratch,
+            capture_output=True,
+            text=True,
         )
         if result.returncode not in (0, 1):
             raise RuntimeError(result.stderr)

@@ -80,8 +80,13 @@ def merge_lora(
         raise FileExistsError(f"{out} already exists: choose another --save-model-path or pass --overwrite")
 
     tokenizer, model, _, _ = load_pretrained_model(
-        str(run), model_base, get_model_name_from_path(str(run)),
-        device_map=device, device=device, dtype=torch.float32, allow_base_mismatch=allow_base_mismatch,
+        str(run),
+        model_base,
+        get_model_name_from_path(str(run)),
+        device_map=device,
+        device=device,
+        dtype=torch.float32,
+        allow_base_mismatch=allow_base_mismatch,
     )
     model.to(out_dtype)
     # Deviation from upstream: the CLIP tower is not saved (never read back; it loads from mm_vision_tower).
@@ -100,29 +105,59 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge a LLaVA LoRA run (adapter + non_lora_trainables.bin) into its base model and save "
         "a full checkpoint that load_pretrained_model reads without --model-base.",
     )
-    parser.add_argument("--model-path", type=str, required=True,
-                        help="the LoRA run's --output_dir (holds adapter_config.json and non_lora_trainables.bin)")
-    parser.add_argument("--model-base", type=str, required=True,
-                        help="the model the run was trained from, e.g. liuhaotian/llava-v1.5-7b")
-    parser.add_argument("--save-model-path", type=str, required=True,
-                        help="output folder for the merged checkpoint (must not exist unless --overwrite)")
-    parser.add_argument("--device", type=str, default="cpu",
-                        help="device to load and merge on (default cpu, as upstream)")
-    parser.add_argument("--dtype", type=str, default="auto", choices=["auto", *DTYPES],
-                        help="dtype of the saved weights (default auto: the dtype the run's config records)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --save-model-path once the merged checkpoint is complete")
-    parser.add_argument("--allow-base-mismatch", action="store_true",
-                        help="merge into a --model-base other than the base the run recorded")
+    parser.add_argument(
+        "--model-path",
+        type=str,
+        required=True,
+        help="the LoRA run's --output_dir (holds adapter_config.json and non_lora_trainables.bin)",
+    )
+    parser.add_argument(
+        "--model-base",
+        type=str,
+        required=True,
+        help="the model the run was trained from, e.g. liuhaotian/llava-v1.5-7b",
+    )
+    parser.add_argument(
+        "--save-model-path",
+        type=str,
+        required=True,
+        help="output folder for the merged checkpoint (must not exist unless --overwrite)",
+    )
+    parser.add_argument(
+        "--device", type=str, default="cpu", help="device to load and merge on (default cpu, as upstream)"
+    )
+    parser.add_argument(
+        "--dtype",
+        type=str,
+        default="auto",
+        choices=["auto", *DTYPES],
+        help="dtype of the saved weights (default auto: the dtype the run's config records)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --save-model-path once the merged checkpoint is complete",
+    )
+    parser.add_argument(
+        "--allow-base-mismatch",
+        action="store_true",
+        help="merge into a --model-base other than the base the run recorded",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out = merge_lora(args.model_path, args.model_base, args.save_model_path,
-                     device=args.device, dtype=args.dtype, overwrite=args.overwrite,
-                     allow_base_mismatch=args.allow_base_mismatch)
+    out = merge_lora(
+        args.model_path,
+        args.model_base,
+        args.save_model_path,
+        device=args.device,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        allow_base_mismatch=args.allow_base_mismatch,
+    )
     print(f"wrote {out}")
     return out
 

@@ -32,19 +32,37 @@ _runs: dict[tuple[str, str, int], Path] = {}
 def recipe_flags(model_dir: Path, data_dir: Path, output_dir: Path, epochs: int = 3, **overrides: str) -> list[str]:
     """Upstream's task-LoRA flags, scaled down to the tiny model; ``overrides`` replace flag values."""
     flags = {
-        "lora_enable": "True", "lora_r": "8", "lora_alpha": "16", "mm_projector_lr": "2e-3",
-        "model_name_or_path": str(model_dir), "version": "v1",
-        "data_path": str(data_dir / "train.json"), "image_folder": str(data_dir / "images"),
+        "lora_enable": "True",
+        "lora_r": "8",
+        "lora_alpha": "16",
+        "mm_projector_lr": "2e-3",
+        "model_name_or_path": str(model_dir),
+        "version": "v1",
+        "data_path": str(data_dir / "train.json"),
+        "image_folder": str(data_dir / "images"),
         "vision_tower": str(model_dir / "clip-vision-tower"),
-        "mm_projector_type": "mlp2x_gelu", "mm_vision_select_layer": "-2",
-        "mm_use_im_start_end": "False", "mm_use_im_patch_token": "False",
-        "image_aspect_ratio": "pad", "group_by_modality_length": "True",
-        "output_dir": str(output_dir), "num_train_epochs": str(epochs),
-        "per_device_train_batch_size": "4", "gradient_accumulation_steps": "1",
-        "save_strategy": "no", "learning_rate": "2e-3", "weight_decay": "0.",
-        "warmup_ratio": "0.03", "lr_scheduler_type": "cosine", "logging_steps": "1",
-        "model_max_length": "512", "gradient_checkpointing": "True",
-        "dataloader_num_workers": "0", "lazy_preprocess": "True", "report_to": "none", "seed": "0",
+        "mm_projector_type": "mlp2x_gelu",
+        "mm_vision_select_layer": "-2",
+        "mm_use_im_start_end": "False",
+        "mm_use_im_patch_token": "False",
+        "image_aspect_ratio": "pad",
+        "group_by_modality_length": "True",
+        "output_dir": str(output_dir),
+        "num_train_epochs": str(epochs),
+        "per_device_train_batch_size": "4",
+        "gradient_accumulation_steps": "1",
+        "save_strategy": "no",
+        "learning_rate": "2e-3",
+        "weight_decay": "0.",
+        "warmup_ratio": "0.03",
+        "lr_scheduler_type": "cosine",
+        "logging_steps": "1",
+        "model_max_length": "512",
+        "gradient_checkpointing": "True",
+        "dataloader_num_workers": "0",
+        "lazy_preprocess": "True",
+        "report_to": "none",
+        "seed": "0",
     }
     flags.update(overrides)
     return [word for name, value in flags.items() for word in (f"--{name}", value)]
@@ -52,13 +70,27 @@ def recipe_flags(model_dir: Path, data_dir: Path, output_dir: Path, epochs: int 
 
 def tiny_lora_flags(model_dir: Path, data_dir: Path, output_dir: Path, max_steps: int = 6) -> list[str]:
     """The recipe for a few steps at learning rates high enough that projector and LoRA clearly move."""
-    return recipe_flags(model_dir, data_dir, output_dir, epochs=1, max_steps=str(max_steps),
-                        mm_projector_lr="1e-2", learning_rate="1e-2", warmup_ratio="0.0",
-                        lr_scheduler_type="constant", gradient_checkpointing="False")
+    return recipe_flags(
+        model_dir,
+        data_dir,
+        output_dir,
+        epochs=1,
+        max_steps=str(max_steps),
+        mm_projector_lr="1e-2",
+        learning_rate="1e-2",
+        warmup_ratio="0.0",
+        lr_scheduler_type="constant",
+        gradient_checkpointing="False",
+    )
 
 
-def train_tiny_lora(tmp_dir: str | os.PathLike, model_dir: str | os.PathLike, data_dir: str | os.PathLike,
-                    max_steps: int = 6, timeout: int = 600) -> Path:
+def train_tiny_lora(
+    tmp_dir: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    max_steps: int = 6,
+    timeout: int = 600,
+) -> Path:
     """Fine-tune ``model_dir`` with LoRA on ``data_dir`` (LLaVA format) and return the run's folder.
 
     The folder is ``tmp_dir/llava-tiny-task-lora`` of the first call for these
@@ -70,10 +102,15 @@ def train_tiny_lora(tmp_dir: str | os.PathLike, model_dir: str | os.PathLike, da
     if key in _runs and (_runs[key] / "adapter_config.json").exists():
         return _runs[key]
     output = Path(tmp_dir) / RUN_NAME
-    command = [sys.executable, "-m", "llava.train.train",
-               *tiny_lora_flags(Path(model_dir), Path(data_dir), output, max_steps)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1")
+    command = [
+        sys.executable,
+        "-m",
+        "llava.train.train",
+        *tiny_lora_flags(Path(model_dir), Path(data_dir), output, max_steps),
+    ]
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1"
+    )
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"tiny LoRA run failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")

@@ -51,8 +51,22 @@ def learned_texts(conv: Conversation) -> list[str]:
 
 def test_every_upstream_key_is_there():
     upstream_keys = {
-        "default", "v0", "v1", "vicuna_v1", "llama_2", "plain", "v0_plain", "llava_v0", "v0_mmtag",
-        "llava_v1", "v1_mmtag", "llava_llama_2", "mpt", "mistral_instruct", "chatml_direct", "mistral_direct",
+        "default",
+        "v0",
+        "v1",
+        "vicuna_v1",
+        "llama_2",
+        "plain",
+        "v0_plain",
+        "llava_v0",
+        "v0_mmtag",
+        "llava_v1",
+        "v1_mmtag",
+        "llava_llama_2",
+        "mpt",
+        "mistral_instruct",
+        "chatml_direct",
+        "mistral_direct",
     }
     assert set(conv_templates) == upstream_keys
 
@@ -74,13 +88,24 @@ def test_every_upstream_key_is_there():
         ("llava_llama_2", SeparatorStyle.LLAMA_2, "llama_v2", ("USER", "ASSISTANT"), "<s>", "</s>"),
         ("mpt", SeparatorStyle.MPT, "mpt", ("<|im_start|>user\n", "<|im_start|>assistant\n"), "<|im_end|>", None),
         ("mistral_instruct", SeparatorStyle.LLAMA_2, "llama_v2", ("USER", "ASSISTANT"), "", "</s>"),
-        ("chatml_direct", SeparatorStyle.MPT, "mpt", ("<|im_start|>user\n", "<|im_start|>assistant\n"), "<|im_end|>", None),
+        (
+            "chatml_direct",
+            SeparatorStyle.MPT,
+            "mpt",
+            ("<|im_start|>user\n", "<|im_start|>assistant\n"),
+            "<|im_end|>",
+            None,
+        ),
     ],
 )
 def test_template_fields_are_upstreams(key, style, version, roles, sep, sep2):
     template = conv_templates[key]
     assert (template.sep_style, template.version, tuple(template.roles), template.sep, template.sep2) == (
-        style, version, roles, sep, sep2,
+        style,
+        version,
+        roles,
+        sep,
+        sep2,
     )
 
 

@@ -46,9 +46,22 @@ def exported_lora(tmp_path_factory, lora_run, tiny_llava_dir) -> Path:
     out = tmp_path_factory.mktemp("export-lora") / "llava-tiny-task-hf"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     result = subprocess.run(
-        [sys.executable, "-m", "llava.export_hf", "--model-path", str(lora_run),
-         "--model-base", str(tiny_llava_dir), "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "llava.export_hf",
+            "--model-path",
+            str(lora_run),
+            "--model-base",
+            str(tiny_llava_dir),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return out
@@ -64,8 +77,9 @@ def _load_hf(folder: Path):
 def _load_ours(model_path: Path, model_base: Path | None = None):
     from llava.model.builder import load_pretrained_model
 
-    return load_pretrained_model(str(model_path), str(model_base) if model_base else None, model_path.name,
-                                 device="cpu")[:3]
+    return load_pretrained_model(
+        str(model_path), str(model_base) if model_base else None, model_path.name, device="cpu"
+    )[:3]
 
 
 def max_logit_difference(ours_path: Path, exported: Path, model_base: Path | None = None) -> float:
@@ -94,9 +108,13 @@ def test_lora_run_exports_with_its_merged_weights(lora_run, tiny_llava_dir, expo
 
     tuned = load_file(str(exported_lora / "model.safetensors"))
     base = load_file(str(exported_full / "model.safetensors"))
-    assert not torch.equal(tuned["multi_modal_projector.linear_1.weight"], base["multi_modal_projector.linear_1.weight"])
-    assert not torch.equal(tuned["language_model.model.layers.0.self_attn.q_proj.weight"],
-                           base["language_model.model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(
+        tuned["multi_modal_projector.linear_1.weight"], base["multi_modal_projector.linear_1.weight"]
+    )
+    assert not torch.equal(
+        tuned["language_model.model.layers.0.self_attn.q_proj.weight"],
+        base["language_model.model.layers.0.self_attn.q_proj.weight"],
+    )
 
 
 def test_folder_loads_offline_with_every_weight_in_the_llava_hf_layout(exported_full):
@@ -107,7 +125,12 @@ def test_folder_loads_offline_with_every_weight_in_the_llava_hf_layout(exported_
         str(exported_full), local_files_only=True, output_loading_info=True
     )
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
-    prefixes = ("language_model.model.", "language_model.lm_head.", "multi_modal_projector.", "vision_tower.vision_model.")
+    prefixes = (
+        "language_model.model.",
+        "language_model.lm_head.",
+        "multi_modal_projector.",
+        "vision_tower.vision_model.",
+    )
     weights = load_file(str(exported_full / "model.safetensors"))
     assert all(key.startswith(prefixes) for key in weights), sorted(weights)[:5]
 
@@ -128,8 +151,9 @@ def test_processor_and_chat_template_reproduce_upstream_prompt_ids(tiny_llava_di
     assert processor.tokenizer.padding_side == "left"
     input_ids, pixel_values, image = prompt_inputs(tokenizer, image_processor, ours.config)
     messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": QUESTION}]}]
-    encoded = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                            return_dict=True, return_tensors="pt")
+    encoded = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
     expected = expand_image_tokens(input_ids[0], hf.config.image_token_id, hf.config.image_seq_length)
     assert encoded["input_ids"][0].tolist() == expected.tolist()
     assert torch.allclose(encoded["pixel_values"], pixel_values, atol=1e-6)
@@ -137,7 +161,7 @@ def test_processor_and_chat_template_reproduce_upstream_prompt_ids(tiny_llava_di
     # Served generation (greedy) continues exactly as ours does.
     ours_tokens = ours.generate(input_ids, images=pixel_values, max_new_tokens=6, do_sample=False)
     hf_tokens = hf.generate(**encoded, max_new_tokens=6, do_sample=False)
-    assert hf_tokens[0, encoded["input_ids"].shape[1]:].tolist() == ours_tokens[0].tolist()
+    assert hf_tokens[0, encoded["input_ids"].shape[1] :].tolist() == ours_tokens[0].tolist()
 
 
 def _cls_patch_copy(source: Path, destination: Path) -> Path:

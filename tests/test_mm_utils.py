@@ -184,8 +184,9 @@ def test_keywords_stopping_criteria_is_per_sequence(tiny_tokenizer):
     going = tiny_tokenizer("red cat", add_special_tokens=False).input_ids
     width = max(len(stop), len(going))
     pad = [tiny_tokenizer.pad_token_id]
-    batch = torch.tensor([prompt[0].tolist() + stop + pad * (width - len(stop)),
-                          prompt[1].tolist() + pad * (width - len(going)) + going])
+    batch = torch.tensor(
+        [prompt[0].tolist() + stop + pad * (width - len(stop)), prompt[1].tolist() + pad * (width - len(going)) + going]
+    )
     done = criteria(batch, None)
     assert done.dtype == torch.bool and done.tolist() == [True, False]
     assert StoppingCriteriaList([criteria])(batch, None).tolist() == [True, False]

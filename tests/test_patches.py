@@ -53,8 +53,13 @@ def test_reverse_then_reapply_gives_the_tree_back(tmp_path):
     stock = snapshot(tree)
     for spec in make_patches.PATCHES.values():
         assert not any(name in stock for name in spec["adds"])
-    assert not [name for name, data in stock.items() if name.endswith(".py") and b"[patch 000" in data
-                and not name.startswith(("scripts/make_patches", "tests/test_patches"))]
+    assert not [
+        name
+        for name, data in stock.items()
+        if name.endswith(".py")
+        and b"[patch 000" in data
+        and not name.startswith(("scripts/make_patches", "tests/test_patches"))
+    ]
     assert "llava/train/train.py" in stock and "llava/train/arguments.py" in stock
 
     for patch in PATCHES:

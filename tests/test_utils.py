@@ -23,8 +23,22 @@ def test_atomic_writes_follow_the_umask(tmp_path, mask, mode):
 
 
 def test_finite_or_none_makes_valid_json():
-    history = [{"eval_loss": float("nan"), "vqa_accuracy": float("inf"), "per_category": {"a": float("-inf"), "b": 1.5},
-                "steps": [1, float("nan")], "tag": "epoch-1"}]
+    history = [
+        {
+            "eval_loss": float("nan"),
+            "vqa_accuracy": float("inf"),
+            "per_category": {"a": float("-inf"), "b": 1.5},
+            "steps": [1, float("nan")],
+            "tag": "epoch-1",
+        }
+    ]
     text = json.dumps(finite_or_none(history), allow_nan=False)
-    assert json.loads(text) == [{"eval_loss": None, "vqa_accuracy": None, "per_category": {"a": None, "b": 1.5},
-                                 "steps": [1, None], "tag": "epoch-1"}]
+    assert json.loads(text) == [
+        {
+            "eval_loss": None,
+            "vqa_accuracy": None,
+            "per_category": {"a": None, "b": 1.5},
+            "steps": [1, None],
+            "tag": "epoch-1",
+        }
+    ]

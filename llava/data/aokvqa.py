@@ -41,21 +41,30 @@ ISSUE_KINDS = {
 }
 
 
-
 @dataclass
 class AokvqaConfig:
     """One A-OKVQA conversion; the command line is generated from these fields."""
 
-    out_dir: Path = conversion.option(Path(DEFAULT_OUT_DIR), f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"])
+    out_dir: Path = conversion.option(
+        Path(DEFAULT_OUT_DIR), f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"]
+    )
     aokvqa_dir: Path | None = conversion.option(None, "folder with aokvqa_v1p0_train.json and aokvqa_v1p0_val.json")
     coco_dir: Path | None = conversion.option(None, "folder with COCO 2017 train2017/ and val2017/ images")
-    splits: list[str] = conversion.option(text="splits to convert (default: train val)", choices=SPLITS, factory=lambda: list(SPLITS))
-    prompt_suffix: str = conversion.option(conversion.DEFAULT_PROMPT_SUFFIX, "line appended to every direct-answer question ('' for none)")
+    splits: list[str] = conversion.option(
+        text="splits to convert (default: train val)", choices=SPLITS, factory=lambda: list(SPLITS)
+    )
+    prompt_suffix: str = conversion.option(
+        conversion.DEFAULT_PROMPT_SUFFIX, "line appended to every direct-answer question ('' for none)"
+    )
     val_size: int = conversion.option(0, "questions carved into val_subset.json (whole images)")
-    val_from: str = conversion.option("val", "draw the subset from val, or from train (removed from train.json)", choices=SPLITS)
+    val_from: str = conversion.option(
+        "val", "draw the subset from val, or from train (removed from train.json)", choices=SPLITS
+    )
     limit: int | None = conversion.option(None, "keep the first N questions (by id) of each split")
     seed: int = conversion.option(0, "seed of the subset draw")
-    skip_bad_answers: bool = conversion.option(False, "drop questions without ten direct answers, four choices and a valid correct_choice_idx")
+    skip_bad_answers: bool = conversion.option(
+        False, "drop questions without ten direct answers, four choices and a valid correct_choice_idx"
+    )
     skip_bad_questions: bool = conversion.option(False, "drop questions with no text, an <image> tag or no image id")
     skip_duplicates: bool = conversion.option(False, "drop repeated question ids (the first copy stays)")
     skip_bad_images: bool = conversion.option(False, "drop questions whose image is missing or unreadable")
@@ -144,9 +153,7 @@ def _check_config(config: AokvqaConfig) -> None:
         problems.append("--coco-dir is needed (the folder holding train2017/ and val2017/)")
     else:
         problems += conversion.coco_folder_problems(config.coco_dir, [COCO_SPLITS[s] for s in splits])
-    problems += conversion.option_problems(
-        config.val_size, config.workers, config.limit, config.val_from, splits
-    )
+    problems += conversion.option_problems(config.val_size, config.workers, config.limit, config.val_from, splits)
     conversion.raise_option_problems(problems, "A-OKVQA")
 
 

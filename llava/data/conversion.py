@@ -120,9 +120,7 @@ class ConversionSummary:
                 f" ({self.val_subset['size']} of {self.val_subset['requested']} requested)"
             )
         for name, stats in self.splits.items():
-            categories = ", ".join(
-                f"{code or '(none)'} {count}" for code, count in stats["per_category"].items()
-            )
+            categories = ", ".join(f"{code or '(none)'} {count}" for code, count in stats["per_category"].items())
             lines.append(f"  {name} per category: {categories or '-'}")
         for name, stats in self.splits.items():
             total = stats["questions"] or 1
@@ -141,9 +139,7 @@ class ConversionSummary:
         lines.append(f"  images: {self.image_check}")
         lines.extend(f"  note: {note}" for note in self.notes)
         if "train" in self.files:
-            lines.append(
-                f"Train with: --data_path {out / self.files['train']} --image_folder {self.image_folder}"
-            )
+            lines.append(f"Train with: --data_path {out / self.files['train']} --image_folder {self.image_folder}")
         if "val_annotations" in self.files:
             lines.append(
                 f"Score with: python -m {scorer} --answers ANSWERS.jsonl "
@@ -317,9 +313,7 @@ def check_text(
                 flag_sample(issues, sample, "duplicate_id", "also a val question id")
 
 
-def format_issues(
-    issues: Sequence[Issue], title: str, kinds: dict[str, tuple[str, str]] | None = None
-) -> str:
+def format_issues(issues: Sequence[Issue], title: str, kinds: dict[str, tuple[str, str]] | None = None) -> str:
     """One message for every problem: per kind and file, the count, rows/ids, the flag to skip.
 
     ``kinds``: the front's wording of ISSUE_KINDS (same keys, same order).
@@ -329,18 +323,14 @@ def format_issues(
     for issue in issues:
         groups.setdefault((issue.kind, issue.file), []).append(issue)
     order = list(kinds)
-    lines = [
-        f"{title} conversion failed: {len(issues)} problem(s) in the input; no JSON output was written."
-    ]
+    lines = [f"{title} conversion failed: {len(issues)} problem(s) in the input; no JSON output was written."]
     ordered = sorted(groups.items(), key=lambda item: (order.index(item[0][0]), item[0][1]))
     for (kind, file), group in ordered:
         flag_name, what = kinds[kind]
         reasons = {issue.reason for issue in group}
 
         def label(issue: Issue) -> str:
-            return (
-                f"{issue.where} id {issue.question_id}" if issue.where else str(issue.question_id)
-            )
+            return f"{issue.where} id {issue.question_id}" if issue.where else str(issue.question_id)
 
         if len(reasons) == 1:
             entries = [label(issue) for issue in group]
@@ -349,9 +339,7 @@ def format_issues(
             entries = [f"{label(issue)} ({issue.reason})" for issue in group]
             reason = ""
         noun = "rows" if group[0].where else "question ids"
-        lines.append(
-            f"- {len(group)} {what} in {file}{reason}: {noun} {list_ids(entries)} [skip with {flag_name}]"
-        )
+        lines.append(f"- {len(group)} {what} in {file}{reason}: {noun} {list_ids(entries)} [skip with {flag_name}]")
     flags = " ".join(dict.fromkeys(kinds[kind][0] for (kind, _), _ in ordered))
     lines.append(f"Fix the input, or drop these questions with: {flags}")
     return "\n".join(lines)
@@ -377,7 +365,6 @@ def raise_failing(
     failing = [issue for issue in issues if issue.kind not in skipped_kinds]
     if failing:
         raise ConversionError(format_issues(failing, title, kinds), failing)
-
 
 
 def skipped_kinds(config: Any) -> set[str]:
@@ -434,9 +421,7 @@ def raise_option_problems(problems: Sequence[str], title: str = "") -> None:
     """Raise ConversionError listing every option problem, if there is any."""
     if problems:
         prefix = f"{title} " if title else ""
-        raise ConversionError(
-            f"invalid {prefix}conversion options:\n" + "\n".join(f"- {p}" for p in problems)
-        )
+        raise ConversionError(f"invalid {prefix}conversion options:\n" + "\n".join(f"- {p}" for p in problems))
 
 
 # --------------------------------------------------------------------------
@@ -468,9 +453,7 @@ def build_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for flag_name, dest in (negations or {}).items():
-        parser.add_argument(
-            flag_name, dest=dest, action="store_false", help=f"sets {dest} to False"
-        )
+        parser.add_argument(flag_name, dest=dest, action="store_false", help=f"sets {dest} to False")
     return parser
 
 
@@ -478,7 +461,6 @@ def parse_config(parser: Any, argv: Sequence[str] | None):
     """The config dataclass of ``parser`` from ``argv`` (default: sys.argv)."""
     (config,) = parser.parse_args_into_dataclasses(args=list(argv) if argv is not None else None)
     return config
-
 
 
 def run_converter(

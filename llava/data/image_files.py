@@ -22,7 +22,6 @@ from llava.utils import write_atomic
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-
 def check_image_file(path: Path) -> str | None:
     """None when the image file decodes, else why not ('missing', 'unreadable: ...')."""
     try:
@@ -62,8 +61,7 @@ def check_image_files(
         if sample.image_file is not None:
             users.setdefault(sample.image_file, []).append(sample)
     listings = {
-        folder: set(os.listdir(folder)) if folder.is_dir() else set()
-        for folder in {path.parent for path in users}
+        folder: set(os.listdir(folder)) if folder.is_dir() else set() for folder in {path.parent for path in users}
     }
     problems: dict[Path, str] = {}
     present = []
@@ -116,9 +114,7 @@ _EXTENSIONS = {
 }
 
 
-def _prepare_embedded(
-    data: bytes | None, decode: bool, to_jpeg: bool
-) -> tuple[str | None, bytes | None, str, bool]:
+def _prepare_embedded(data: bytes | None, decode: bool, to_jpeg: bool) -> tuple[str | None, bytes | None, str, bool]:
     """(problem, bytes to write, file extension, re-encoded?) for an embedded image.
 
     JPEG bytes are kept as they are; other formats are kept too (their own
@@ -178,9 +174,7 @@ def extract_embedded(
     reencoded = 0
     with (
         concurrent.futures.ThreadPoolExecutor(max_workers=workers or default_workers()) as pool,
-        progress_bar(
-            len(groups), progress, "checking images" if decode else "extracting images"
-        ) as bar,
+        progress_bar(len(groups), progress, "checking images" if decode else "extracting images") as bar,
     ):
         for source_index, rows in sorted(wanted.items()):
             source = sources[source_index]
@@ -190,9 +184,7 @@ def extract_embedded(
                 datas = [_embedded_value(array, row - offset, source.base) for row in batch_rows]
                 offset += len(array)
                 results = pool.map(lambda data: _prepare_embedded(data, decode, to_jpeg), datas)
-                for row, (problem, data, extension, was_reencoded) in zip(
-                    batch_rows, results, strict=True
-                ):
+                for row, (problem, data, extension, was_reencoded) in zip(batch_rows, results, strict=True):
                     bar.update(1)
                     users = groups[rows[row]]
                     if problem or data is None:

@@ -61,33 +61,55 @@ ISSUE_KINDS = {
 }
 
 
-
 @dataclass
 class ConvertConfig:
     """Everything one conversion needs; the command line is generated from these fields."""
 
-    out_dir: Path = conversion.option(Path(DEFAULT_OUT_DIR), f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"])
-    okvqa_dir: Path | None = conversion.option(None, "folder with OpenEnded_mscoco_{train,val}2014_questions.json and "
-            "mscoco_{train,val}2014_annotations.json")
+    out_dir: Path = conversion.option(
+        Path(DEFAULT_OUT_DIR), f"output folder (default: {DEFAULT_OUT_DIR})", aliases=["--out"]
+    )
+    okvqa_dir: Path | None = conversion.option(
+        None, "folder with OpenEnded_mscoco_{train,val}2014_questions.json and mscoco_{train,val}2014_annotations.json"
+    )
     coco_dir: Path | None = conversion.option(None, "folder with COCO 2014 train2014/ and val2014/ images")
-    hf_train: list[Path] = conversion.option(text="train split export files (parquet/arrow) or folders of them "
-            "(Multimodal-Fatima/OK-VQA_train, HuggingFaceM4/OK-VQA train)", factory=list)
-    hf_val: list[Path] = conversion.option(text="val2014 split export files or folders of them "
-            "(Multimodal-Fatima/OK-VQA_test, lmms-lab/OK-VQA)", factory=list)
-    splits: list[str] = conversion.option(text="official files only: splits to convert (default: train val)", choices=SPLITS, factory=lambda: list(SPLITS))
-    prompt_suffix: str = conversion.option(DEFAULT_PROMPT_SUFFIX, f"line appended to every question (default: {DEFAULT_PROMPT_SUFFIX!r}; '' for none)")
+    hf_train: list[Path] = conversion.option(
+        text="train split export files (parquet/arrow) or folders of them "
+        "(Multimodal-Fatima/OK-VQA_train, HuggingFaceM4/OK-VQA train)",
+        factory=list,
+    )
+    hf_val: list[Path] = conversion.option(
+        text="val2014 split export files or folders of them (Multimodal-Fatima/OK-VQA_test, lmms-lab/OK-VQA)",
+        factory=list,
+    )
+    splits: list[str] = conversion.option(
+        text="official files only: splits to convert (default: train val)", choices=SPLITS, factory=lambda: list(SPLITS)
+    )
+    prompt_suffix: str = conversion.option(
+        DEFAULT_PROMPT_SUFFIX, f"line appended to every question (default: {DEFAULT_PROMPT_SUFFIX!r}; '' for none)"
+    )
     val_size: int = conversion.option(0, "questions carved into val_subset.json for evaluation between epochs")
-    val_from: str = conversion.option("val", "draw the subset from val, or from train (whole images, removed from train.json)", choices=SPLITS)
-    categories: list[str] | None = conversion.option(None, "keep only these knowledge categories: codes (one ... ten, other), numbers (1-10) "
-            "or names ('Plants and Animals', or just 'plants')")
+    val_from: str = conversion.option(
+        "val", "draw the subset from val, or from train (whole images, removed from train.json)", choices=SPLITS
+    )
+    categories: list[str] | None = conversion.option(
+        None,
+        "keep only these knowledge categories: codes (one ... ten, other), numbers (1-10) "
+        "or names ('Plants and Animals', or just 'plants')",
+    )
     limit: int | None = conversion.option(None, "keep the first N questions (by id) of each split")
     seed: int = conversion.option(0, "seed of the subset draw")
     skip_missing_annotations: bool = conversion.option(False, "drop questions without an annotation")
     skip_bad_answers: bool = conversion.option(False, "drop questions without ten usable answers")
-    skip_bad_questions: bool = conversion.option(False, "drop questions with no text, an <image> tag in the text, or no image id")
-    skip_duplicates: bool = conversion.option(False, "drop repeated question ids (the first copy stays; the train copy of a val id goes)")
+    skip_bad_questions: bool = conversion.option(
+        False, "drop questions with no text, an <image> tag in the text, or no image id"
+    )
+    skip_duplicates: bool = conversion.option(
+        False, "drop repeated question ids (the first copy stays; the train copy of a val id goes)"
+    )
     skip_bad_images: bool = conversion.option(False, "drop questions whose image is missing or unreadable")
-    check_images: bool = conversion.option(True, "decode every image (--no-image-check: faster; missing images are still found)")
+    check_images: bool = conversion.option(
+        True, "decode every image (--no-image-check: faster; missing images are still found)"
+    )
     workers: int | None = conversion.option(None, "threads for the image check (default: 4 per CPU, at most 32)")
     progress: bool | None = conversion.option(None, "progress bar: true, false, or (default) on a terminal only")
 
@@ -101,14 +123,10 @@ def resolve_category(value: str) -> str:
     wanted = " ".join(str(value).lower().split())
     for position, (code, name) in enumerate(CATEGORIES.items(), start=1):
         first_word = name.split()[0].rstrip(",").lower()
-        if wanted in (code, name.lower(), first_word) or (
-            code != "other" and wanted == str(position)
-        ):
+        if wanted in (code, name.lower(), first_word) or (code != "other" and wanted == str(position)):
             return code
     valid = ", ".join(f"{code} ({name})" for code, name in CATEGORIES.items())
-    raise ValueError(
-        f"unknown OK-VQA category {value!r}; use a code or a name: {valid}; codes {list(CATEGORIES)}"
-    )
+    raise ValueError(f"unknown OK-VQA category {value!r}; use a code or a name: {valid}; codes {list(CATEGORIES)}")
 
 
 def _category_of(question_type: str | None) -> str | None:
@@ -129,8 +147,6 @@ def _category_codes(categories: Sequence[str] | None) -> list[str] | None:
     return [code for code in CATEGORIES if code in codes]
 
 
-
-
 # --------------------------------------------------------------------------
 # The conversion.
 # --------------------------------------------------------------------------
@@ -142,9 +158,7 @@ def _check_config(config: ConvertConfig) -> None:
     official = config.okvqa_dir is not None
     exported = bool(config.hf_train or config.hf_val)
     if official == exported:
-        problems.append(
-            "give either --okvqa-dir (with --coco-dir) or --hf-train/--hf-val, not both or neither"
-        )
+        problems.append("give either --okvqa-dir (with --coco-dir) or --hf-train/--hf-val, not both or neither")
     splits = list(config.splits)
     if not splits or any(split not in SPLITS for split in splits):
         problems.append(f"--splits must name train and/or val, got {splits}")
@@ -158,9 +172,7 @@ def _check_config(config: ConvertConfig) -> None:
                         "(download it from the OK-VQA site, see docs/OKVQA.md)"
                     )
         if config.coco_dir is None:
-            problems.append(
-                "--coco-dir is needed with --okvqa-dir (the folder holding train2014/ and val2014/)"
-            )
+            problems.append("--coco-dir is needed with --okvqa-dir (the folder holding train2014/ and val2014/)")
         else:
             problems += conversion.coco_folder_problems(config.coco_dir, [COCO_SPLITS[s] for s in splits])
     if exported:
@@ -169,17 +181,9 @@ def _check_config(config: ConvertConfig) -> None:
                 problems.append(f"missing export file {path}")
         for option, entries in (("--hf-train", config.hf_train), ("--hf-val", config.hf_val)):
             if entries and not tables.table_files(entries):
-                problems.append(
-                    f"{option} names no parquet or arrow file: {list(map(str, entries))}"
-                )
-    present = (
-        splits
-        if official
-        else [s for s, e in (("train", config.hf_train), ("val", config.hf_val)) if e]
-    )
-    problems += conversion.option_problems(
-        config.val_size, config.workers, config.limit, config.val_from, present
-    )
+                problems.append(f"{option} names no parquet or arrow file: {list(map(str, entries))}")
+    present = splits if official else [s for s, e in (("train", config.hf_train), ("val", config.hf_val)) if e]
+    problems += conversion.option_problems(config.val_size, config.workers, config.limit, config.val_from, present)
     for value in config.categories or ():
         try:
             resolve_category(value)
@@ -188,9 +192,7 @@ def _check_config(config: ConvertConfig) -> None:
     conversion.raise_option_problems(problems, "OK-VQA")
 
 
-def _select(
-    samples_by_split: dict[str, list[Sample]], config: ConvertConfig
-) -> dict[str, list[Sample]]:
+def _select(samples_by_split: dict[str, list[Sample]], config: ConvertConfig) -> dict[str, list[Sample]]:
     """Problem-free samples, category filter, sorted by question id, then the per-split limit."""
     codes = _category_codes(config.categories)
     kept = {}
@@ -219,17 +221,11 @@ def convert(config: ConvertConfig) -> ConversionSummary:
     if config.okvqa_dir is not None:
         okvqa_dir, coco_dir = Path(config.okvqa_dir), Path(config.coco_dir)  # type: ignore[arg-type]
         read = {
-            s: okvqa_readers.read_official_split(okvqa_dir, coco_dir, s, issues)
-            for s in SPLITS
-            if s in config.splits
+            s: okvqa_readers.read_official_split(okvqa_dir, coco_dir, s, issues) for s in SPLITS if s in config.splits
         }
         image_folder = coco_dir.resolve()
     else:
-        files = {
-            s: tables.table_files(e)
-            for s, e in (("train", config.hf_train), ("val", config.hf_val))
-            if e
-        }
+        files = {s: tables.table_files(e) for s, e in (("train", config.hf_train), ("val", config.hf_val)) if e}
         read = {s: okvqa_readers.read_hf_split(paths, s, issues, notes, sources) for s, paths in files.items()}
         image_folder = (out_dir / conversion.IMAGES_DIR).resolve()
     conversion.check_text(read, issues, ANSWERS_PER_QUESTION)
@@ -263,9 +259,7 @@ def convert(config: ConvertConfig) -> ConversionSummary:
         image_folder=str(image_folder),
         image_check="decoded" if config.check_images else "presence only",
         prompt_suffix=config.prompt_suffix,
-        splits={
-            name: output_files.split_stats(samples, list(CATEGORIES)) for name, samples in outputs.items()
-        },
+        splits={name: output_files.split_stats(samples, list(CATEGORIES)) for name, samples in outputs.items()},
         files=written,
         skipped=conversion.skipped_summary(issues),
         filters={"categories": _category_codes(config.categories), "limit": config.limit},

@@ -20,9 +20,7 @@ from llava.data.conversion import ConversionError, EmbeddedSource, Issue, Sample
 
 SPLITS = ("train", "val")
 COCO_SPLITS = {"train": "train2014", "val": "val2014"}
-QUESTION_FILES = {
-    split: f"OpenEnded_mscoco_{COCO_SPLITS[split]}_questions.json" for split in SPLITS
-}
+QUESTION_FILES = {split: f"OpenEnded_mscoco_{COCO_SPLITS[split]}_questions.json" for split in SPLITS}
 ANNOTATION_FILES = {split: f"mscoco_{COCO_SPLITS[split]}_annotations.json" for split in SPLITS}
 _COCO_FILE_NAME = re.compile(r"COCO_(?:train|val)2014_0*(\d+)\.")
 
@@ -88,9 +86,7 @@ def _load_json(path: Path, key: str) -> list[dict]:
     return data[key]
 
 
-def read_official_split(
-    okvqa_dir: Path, coco_dir: Path, split: str, issues: list[Issue]
-) -> list[Sample]:
+def read_official_split(okvqa_dir: Path, coco_dir: Path, split: str, issues: list[Issue]) -> list[Sample]:
     """Questions of one split joined with their annotations; problems go to ``issues``."""
     question_path, annotation_path = (
         okvqa_dir / QUESTION_FILES[split],
@@ -104,9 +100,7 @@ def read_official_split(
     for annotation in annotations:
         question_id = _question_id(annotation.get("question_id"))
         if question_id in by_id:
-            conversion.flag(
-                issues, None, "duplicate_id", str(annotation_path), question_id, "annotated twice"
-            )
+            conversion.flag(issues, None, "duplicate_id", str(annotation_path), question_id, "annotated twice")
             continue
         by_id[question_id] = annotation
     samples = []
@@ -114,9 +108,7 @@ def read_official_split(
         question_id = _question_id(question.get("question_id"))
         annotation = by_id.get(question_id)
         image_id = _as_image_id(question.get("image_id"))
-        sample = _sample(
-            question_id, image_id, question.get("question"), None, None, split, str(question_path)
-        )
+        sample = _sample(question_id, image_id, question.get("question"), None, None, split, str(question_path))
         samples.append(sample)
         if annotation is None:
             reason = f"not in {annotation_path.name}"
@@ -195,11 +187,7 @@ def read_hf_split(
             raw_answers = columns[layout.answers][row]
             answers = None  # None: a missing annotation; a wrong shape becomes bad answers
             if raw_answers is not None:
-                answers = (
-                    [conversion.answer_text(a) for a in raw_answers]
-                    if isinstance(raw_answers, list)
-                    else []
-                )
+                answers = [conversion.answer_text(a) for a in raw_answers] if isinstance(raw_answers, list) else []
             if layout.image_id is not None:
                 image_id = _as_image_id(columns[layout.image_id][row])
             else:

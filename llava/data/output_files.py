@@ -63,13 +63,10 @@ def with_val_subset(
     pool = kept[val_from]
     if val_from == "train" and val_size >= len(pool):
         raise ConversionError(
-            f"--val-size {val_size} leaves nothing of the {len(pool)} train questions; "
-            "train must keep some"
+            f"--val-size {val_size} leaves nothing of the {len(pool)} train questions; train must keep some"
         )
     if val_size > len(pool):
-        raise ConversionError(
-            f"--val-size {val_size} is more than the {len(pool)} val questions available"
-        )
+        raise ConversionError(f"--val-size {val_size} is more than the {len(pool)} val questions available")
     subset, rest = carve_subset(pool, val_size, seed)
     outputs["val_subset"] = subset
     if val_from == "train":
@@ -82,9 +79,7 @@ def record(sample: Sample, suffix: str) -> dict[str, Any]:
     """One sample in LLaVA training format (fixed key order)."""
     human = human_turn(sample.question, suffix)
     if not human.startswith(DEFAULT_IMAGE_TOKEN):  # the contract the trainer relies on
-        raise AssertionError(
-            f"human turn without {DEFAULT_IMAGE_TOKEN} for question {sample.question_id}"
-        )
+        raise AssertionError(f"human turn without {DEFAULT_IMAGE_TOKEN} for question {sample.question_id}")
     return {
         "id": str(sample.question_id),
         "image": sample.image,
@@ -132,9 +127,7 @@ def write_outputs(
     for name in ("train", "val", "val_subset"):
         if name in outputs:
             written[name] = f"{name}.json"
-            write_atomic(
-                out_dir / written[name], dump_json_lines([record(s, suffix) for s in outputs[name]])
-            )
+            write_atomic(out_dir / written[name], dump_json_lines([record(s, suffix) for s in outputs[name]]))
     if "val" in outputs:
         val = outputs["val"]
 

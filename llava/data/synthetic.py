@@ -63,9 +63,7 @@ def draw(colour: str, shape: str, size: tuple[int, int] = (40, 32), jitter: int 
     return image
 
 
-def write_llava_vqa(
-    folder, count: int = 24, text_only: int = 2, seed: int = 0, kinds=("colour",)
-) -> Path:
+def write_llava_vqa(folder, count: int = 24, text_only: int = 2, seed: int = 0, kinds=("colour",)) -> Path:
     """Write ``folder/images/*.png`` and ``folder/train.json`` (LLaVA format).
 
     ``count`` image questions (each also carries ``answers``, ten copies of the
@@ -130,18 +128,14 @@ def _draw_sample(rng: random.Random, colours: list[str], index: int, path: Path)
     return kind, colour if kind == "colour" else shape, colour, shape
 
 
-def _split_records(
-    split: str, count: int, first_image_id: int, rng: random.Random, image_dir: Path
-):
+def _split_records(split: str, count: int, first_image_id: int, rng: random.Random, image_dir: Path):
     questions, annotations = [], []
     colours = sorted(COLOURS)
     for index in range(count):
         image_id = first_image_id + index
         kind, answer, _, _ = _draw_sample(rng, colours, index, image_dir / f"COCO_{split}2014_{image_id:012d}.jpg")
         question_id = image_id * 10 + 1
-        questions.append(
-            {"image_id": image_id, "question": QUESTIONS[kind], "question_id": question_id}
-        )
+        questions.append({"image_id": image_id, "question": QUESTIONS[kind], "question_id": question_id})
         answers = [answer] * 8 + [_VARIANTS[answer]] * 2
         rng.shuffle(answers)
         annotations.append(
@@ -183,9 +177,7 @@ def write_okvqa_layout(out_dir, train_size: int = 320, val_size: int = 96, seed:
         (okvqa / f"OpenEnded_mscoco_{split}2014_questions.json").write_text(
             json.dumps({**header, "questions": questions})
         )
-        (okvqa / f"mscoco_{split}2014_annotations.json").write_text(
-            json.dumps({**header, "annotations": annotations})
-        )
+        (okvqa / f"mscoco_{split}2014_annotations.json").write_text(json.dumps({**header, "annotations": annotations}))
     return out
 
 
@@ -242,9 +234,7 @@ def write_csv_layout(out_dir, images: int = 208, seed: int = 0) -> Path:
     for index in range(images):
         colour, shape = rng.choice(colours), rng.choice(SHAPES)
         name = f"images/{index:05d}.jpg"
-        draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30)).save(
-            folder / name, quality=95
-        )
+        draw(colour, shape, size=(64, 48), jitter=rng.randrange(0, 30)).save(folder / name, quality=95)
         for kind, answer in (("colour", colour), ("shape", shape)):
             # Every fifth row lists what several annotators said, as a JSON list in the cell.
             cell = json.dumps([answer, answer, _VARIANTS[answer]]) if index % 5 == 0 else answer
@@ -264,9 +254,7 @@ def main(argv: list[str] | None = None) -> Path:
         description="Write synthetic VQA data (OK-VQA or A-OKVQA official layout, or a CSV of image "
         "paths) whose answers are learnable from the pictures: the colour or shape of a drawn object.",
     )
-    parser.add_argument(
-        "--out", required=True, help="output folder (okvqa/ and coco/ are created in it)"
-    )
+    parser.add_argument("--out", required=True, help="output folder (okvqa/ and coco/ are created in it)")
     parser.add_argument(
         "--layout",
         choices=("okvqa", "aokvqa", "csv"),
@@ -274,25 +262,19 @@ def main(argv: list[str] | None = None) -> Path:
         help="okvqa (default): official OK-VQA files; aokvqa: official A-OKVQA files; "
         "csv: a spreadsheet with image paths (questions = 2 per image)",
     )
-    parser.add_argument(
-        "--train-size", type=int, default=320, help="train questions (default: 320)"
-    )
+    parser.add_argument("--train-size", type=int, default=320, help="train questions (default: 320)")
     parser.add_argument("--val-size", type=int, default=96, help="val questions (default: 96)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.layout == "aokvqa":
         out = write_aokvqa_layout(args.out, args.train_size, args.val_size, args.seed)
-        print(
-            f"wrote synthetic A-OKVQA to {out}: --aokvqa-dir {out / 'aokvqa'} --coco-dir {out / 'coco'}"
-        )
+        print(f"wrote synthetic A-OKVQA to {out}: --aokvqa-dir {out / 'aokvqa'} --coco-dir {out / 'coco'}")
     elif args.layout == "csv":
         out = write_csv_layout(args.out, (args.train_size + args.val_size) // 2, args.seed)
         print(f"wrote synthetic VQA spreadsheet: --input {out / 'vqa.csv'}")
     else:
         out = write_okvqa_layout(args.out, args.train_size, args.val_size, args.seed)
-        print(
-            f"wrote synthetic OK-VQA to {out}: --okvqa-dir {out / 'okvqa'} --coco-dir {out / 'coco'}"
-        )
+        print(f"wrote synthetic OK-VQA to {out}: --okvqa-dir {out / 'okvqa'} --coco-dir {out / 'coco'}")
     return out
 
 

@@ -28,7 +28,6 @@ TABLE_SUFFIXES = {
 }
 
 
-
 def is_parquet(path: Path) -> bool:
     """Parquet by extension, else by its magic bytes."""
     if path.suffix == ".parquet":
@@ -104,9 +103,7 @@ class Table:
     arrow: bool = False
 
 
-def _json_table(
-    path: Path, rows: list[Any], where: Callable[[int], str], image_root: Path
-) -> Table:
+def _json_table(path: Path, rows: list[Any], where: Callable[[int], str], image_root: Path) -> Table:
     names: dict[str, None] = {}
     problems = []
     for index, row in enumerate(rows):
@@ -130,9 +127,7 @@ def _read_json(path: Path, image_root: Path) -> Table:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConversionError(f"cannot read {path}: {error}") from error
     if not isinstance(data, list):
-        raise ConversionError(
-            f"{path} is not a JSON list of objects (use .jsonl for one object per line)"
-        )
+        raise ConversionError(f"{path} is not a JSON list of objects (use .jsonl for one object per line)")
     return _json_table(path, data, lambda index: f"item {index + 1}", image_root)
 
 
@@ -163,22 +158,16 @@ def _read_csv(path: Path, delimiter: str, image_root: Path) -> Table:
     try:
         with pcsv.open_csv(path, parse_options=parse) as reader:
             names = list(reader.schema.names)
-        convert = pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in names}, strings_can_be_null=False
-        )
+        convert = pcsv.ConvertOptions(column_types={name: pa.string() for name in names}, strings_can_be_null=False)
         table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
     except (OSError, pa.ArrowInvalid) as error:
-        raise ConversionError(
-            f"cannot read {path} as {'TSV' if delimiter == chr(9) else 'CSV'}: {error}"
-        ) from error
+        raise ConversionError(f"cannot read {path} as {'TSV' if delimiter == chr(9) else 'CSV'}: {error}") from error
 
     def read(columns: list[str]) -> dict[str, list]:
         return {name: table.column(name).to_pylist() for name in columns}
 
     # Spreadsheet numbering: the header is row 1, so the first data row is row 2.
-    return Table(
-        path, names, read, lambda: table.num_rows, image_root, lambda index: f"row {index + 2}"
-    )
+    return Table(path, names, read, lambda: table.num_rows, image_root, lambda index: f"row {index + 2}")
 
 
 def _read_arrow_file(path: Path, image_root: Path) -> Table:
@@ -221,12 +210,8 @@ def read_tables(entry: str | Path, image_root: str | Path | None) -> list[Table]
     root = Path(image_root) if image_root else None
     if path.is_dir():
         if (path / "dataset_dict.json").is_file():
-            splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get(
-                "splits", []
-            )
-            hint = " ".join(
-                f"{'val' if s in ('validation', 'test') else s}={path / s}" for s in splits
-            )
+            splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+            hint = " ".join(f"{'val' if s in ('validation', 'test') else s}={path / s}" for s in splits)
             raise ConversionError(
                 f"{path} is a datasets DatasetDict with splits {splits}: give them with --splits {hint}"
             )
@@ -256,9 +241,7 @@ def read_tables(entry: str | Path, image_root: str | Path | None) -> list[Table]
         return [_read_csv(path, "\t" if kind == "tsv" else ",", base)]
     if kind in ("parquet", "arrow") or is_parquet(path):
         return [_read_arrow_file(path, base)]
-    raise ConversionError(
-        f"{path}: unknown input format; use one of {', '.join(TABLE_SUFFIXES)} or a folder"
-    )
+    raise ConversionError(f"{path}: unknown input format; use one of {', '.join(TABLE_SUFFIXES)} or a folder")
 
 
 def image_batches(source: EmbeddedSource) -> Iterator[Any]:
@@ -297,8 +280,4 @@ def image_column_paths(path: Path) -> list[Any] | None:
         import pyarrow.parquet as pq
 
         return pq.read_table(path, columns=["image.path"]).column(0).to_pylist()
-    return [
-        value
-        for batch in arrow_batches(path, ["image"])
-        for value in batch.column(0).field("path").to_pylist()
-    ]
+    return [value for batch in arrow_batches(path, ["image"]) for value in batch.column(0).field("path").to_pylist()]

@@ -103,7 +103,9 @@ class VqaConfig:
     """One conversion of generic VQA data; ``python -m llava.data.vqa --help`` lists these fields."""
 
     input: list[str] = option(text="input files or folders, split into train/val by --val-fraction", factory=list)
-    splits: list[str] = option(text="your own split files instead of --input: train=PATH val=PATH (repeatable)", factory=list)
+    splits: list[str] = option(
+        text="your own split files instead of --input: train=PATH val=PATH (repeatable)", factory=list
+    )
     out_dir: str = option(DEFAULT_OUT_DIR, "output folder", aliases=["--out"])
     image_root: str | None = option(None, "folder relative image paths start from (default: each input's folder)")
     image_column: str | None = option(None, "column with the image")
@@ -145,9 +147,7 @@ def find_columns(table: Table, config: VqaConfig) -> tuple[dict[str, str | None]
                     f"{table.path}: no column {wanted!r} (--{role}-column); it has {', '.join(table.names)}"
                 )
             continue
-        found[role] = next(
-            (by_lower[name] for name in COLUMN_NAMES[role] if name in by_lower), None
-        )
+        found[role] = next((by_lower[name] for name in COLUMN_NAMES[role] if name in by_lower), None)
         if found[role] is None and role in REQUIRED_ROLES:
             problems.append(
                 f"{table.path}: no {role} column (looked for {', '.join(COLUMN_NAMES[role])}); "
@@ -196,9 +196,7 @@ def _check_config(config: VqaConfig) -> list[tuple[str, Path]]:
     problems = []
     entries: list[tuple[str, Path]] = []
     if bool(config.input) == bool(config.splits):
-        problems.append(
-            "give --input PATH... (split by --val-fraction) or --splits train=PATH val=PATH, not both"
-        )
+        problems.append("give --input PATH... (split by --val-fraction) or --splits train=PATH val=PATH, not both")
     entries += [("all", Path(p)) for p in config.input]
     for item in config.splits:
         name, _, value = item.partition("=")
@@ -258,9 +256,7 @@ def _read_samples(
             if pa.types.is_struct(column_type):
                 # datasets' Image feature: {bytes, path}; paths only when no row has bytes.
                 embedded = struct_has_bytes(table.path, image_column, column_type)
-        columns = [
-            name for role, name in found.items() if name and not (role == "image" and embedded)
-        ]
+        columns = [name for role, name in found.items() if name and not (role == "image" and embedded)]
         values = table.read(list(dict.fromkeys(columns)))
         source_index = len(sources)
         if embedded:
@@ -306,9 +302,7 @@ def _read_samples(
             sample.image_file = files[key]
     roots = {Path(os.path.abspath(table.image_root)) for _, table in tables}
     common = (
-        Path(os.path.abspath(config.image_root))
-        if config.image_root
-        else (roots.pop() if len(roots) == 1 else None)
+        Path(os.path.abspath(config.image_root)) if config.image_root else (roots.pop() if len(roots) == 1 else None)
     )
     return samples, common, notes
 
@@ -322,9 +316,7 @@ def _relative_image(file: Path, root: Path | None) -> str:
     return path.replace(os.sep, "/")
 
 
-def _split_by_fraction(
-    samples: list[Sample], fraction: float, seed: int
-) -> tuple[list[Sample], list[Sample]]:
+def _split_by_fraction(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """(train, val): whole images drawn with ``seed`` into val until ``fraction`` of the questions."""
     wanted = round(fraction * len(samples))
     val, train = carve_subset(samples, wanted, seed)
@@ -387,13 +379,9 @@ def convert(config: VqaConfig) -> ConversionSummary:
                 f"--val-fraction {config.val_fraction} of {len(kept)} questions puts no image in val; raise it"
             )
         if not train:
-            raise ConversionError(
-                f"--val-fraction {config.val_fraction} leaves no question for train"
-            )
+            raise ConversionError(f"--val-fraction {config.val_fraction} leaves no question for train")
     else:
-        outputs = {
-            split: [s for s in kept if s.split == split] for split in SPLITS if split in by_split
-        }
+        outputs = {split: [s for s in kept if s.split == split] for split in SPLITS if split in by_split}
     val_subset = None
     if "val" in outputs and config.val_size:
         size = min(config.val_size, len(outputs["val"]))
@@ -406,9 +394,7 @@ def convert(config: VqaConfig) -> ConversionSummary:
             "size": len(subset),
         }
     elif "val" not in outputs:
-        notes.append(
-            "no val split: give --val-fraction or --splits val=PATH to evaluate between epochs"
-        )
+        notes.append("no val split: give --val-fraction or --splits val=PATH to evaluate between epochs")
     if image_root is None:
         notes.append(
             "the inputs sit in different folders: records carry absolute image paths "

@@ -75,9 +75,10 @@ def generation_items(
     """A :class:`GenerationItem` per record that has a human turn and something to score against.
 
     ``positions``: each record's index in its file (the preflight's ``source_indices``);
-    default 0, 1, ...; ``data_args`` needs ``is_multimodal`` and ``mm_use_im_start_end``. The ``question_id`` is the record's ``question_id``, else
-    its ``id``, else its position. Records without a human turn or without answers
-    (no ``answers`` and no reply) are skipped and counted in a warning.
+    default 0, 1, ...; ``data_args`` needs ``is_multimodal`` and ``mm_use_im_start_end``.
+    The ``question_id`` is the record's ``question_id``, else its ``id``, else its position.
+    Records without a human turn or without answers (no ``answers`` and no reply) are
+    skipped and counted in a warning.
     """
     from llava.constants import DEFAULT_IMAGE_TOKEN
     from llava.metrics.choices import bare_question, choice_prompt

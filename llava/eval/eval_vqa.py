@@ -103,11 +103,7 @@ def build_records(
             "finish answering them (model_vqa resumes where it stopped) or pass --partial to score the answered ones"
         )
     if task == "multiple-choice":
-        no_choices = [
-            key
-            for key, annotation in annotations.items()
-            if key in answers and annotation.choices is None
-        ]
+        no_choices = [key for key, annotation in annotations.items() if key in answers and annotation.choices is None]
         if no_choices:
             problems.append(
                 f"{len(no_choices)} questions have no 'choices'/'correct_choice_idx' for --task multiple-choice: "
@@ -172,7 +168,8 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
 
     ``title`` names the data set in the first line (``"OK-VQA scores for ..."``).
     """
-    where = f"{scores.get('answers', 'the answers')} ({scores['count']} of {scores.get('annotated', scores['count'])} questions"
+    annotated = scores.get("annotated", scores["count"])
+    where = f"{scores.get('answers', 'the answers')} ({scores['count']} of {annotated} questions"
     if "choice_accuracy" in scores:
         return "\n".join(
             [
@@ -196,20 +193,19 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
     return "\n".join(lines)
 
 
-def build_parser(
-    prog: str = "python -m llava.eval.eval_vqa", with_task: bool = True
-) -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m llava.eval.eval_vqa", with_task: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Score model_vqa answers: VQA accuracy (direct answers) or choice accuracy (multiple choice).",
     )
-    parser.add_argument(
-        "--answers", required=True, help="JSONL answers: question_id and text (model_vqa output)"
-    )
+    parser.add_argument("--answers", required=True, help="JSONL answers: question_id and text (model_vqa output)")
     parser.add_argument(
         "--annotations",
         required=True,
-        help="val_annotations.json, official mscoco_val2014_annotations.json, aokvqa_v1p0_val.json or a LLaVA JSON with 'answers'",
+        help=(
+            "val_annotations.json, official mscoco_val2014_annotations.json, aokvqa_v1p0_val.json "
+            "or a LLaVA JSON with 'answers'"
+        ),
     )
     parser.add_argument(
         "--questions",
@@ -229,25 +225,22 @@ def build_parser(
         "--normalization",
         choices=NORMALIZATIONS,
         default=DEFAULT_NORMALIZATION,
-        help="answer normalisation: lmms-eval (EvalAI processor, LLaVA-family papers) or official (GT-Vision-Lab/VQA vqaEval.py)",
+        help=(
+            "answer normalisation: lmms-eval (EvalAI processor, LLaVA-family papers) "
+            "or official (GT-Vision-Lab/VQA vqaEval.py)"
+        ),
     )
-    parser.add_argument(
-        "--stem", action="store_true", help="also stem predictions and answers before matching"
-    )
+    parser.add_argument("--stem", action="store_true", help="also stem predictions and answers before matching")
     parser.add_argument(
         "--partial",
         action="store_true",
         help="score only the annotated questions that have an answer",
     )
-    parser.add_argument(
-        "--json", dest="json_path", default=None, help="also write the scores to this JSON file"
-    )
+    parser.add_argument("--json", dest="json_path", default=None, help="also write the scores to this JSON file")
     return parser
 
 
-def main(
-    argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None, title: str = "VQA"
-) -> dict:
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None, title: str = "VQA") -> dict:
     """Parse the flags (``parser``: default :func:`build_parser`), score, print the report, write ``--json``."""
     args = (parser or build_parser()).parse_args(argv)
     try:

@@ -80,7 +80,11 @@ def open_prompt(human_value: str, template) -> str:
 def build_prompt(question: str, template, with_image: bool = True, mm_use_im_start_end: bool = False) -> str:
     """The training prompt for ``question`` with the assistant turn left open."""
     if with_image:
-        image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if mm_use_im_start_end else DEFAULT_IMAGE_TOKEN
+        image = (
+            DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN
+            if mm_use_im_start_end
+            else DEFAULT_IMAGE_TOKEN
+        )
         question = image + "\n" + question
     return open_prompt(question, template)
 
@@ -97,8 +101,13 @@ def _padded(sequences: Sequence[list[int]], pad_id: int, side: str) -> tuple[tor
 
 
 @torch.no_grad()
-def answer_batch(model, tokenizer, prompts: Sequence[str], images: torch.Tensor | None,
-                 settings: GenerationSettings = GenerationSettings()) -> list[str]:
+def answer_batch(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    images: torch.Tensor | None,
+    settings: GenerationSettings = GenerationSettings(),
+) -> list[str]:
     """Answers for a batch of prompts (each with its image), decoded and stripped.
 
     With images the model re-pads the spliced prompts on the left itself;

@@ -97,8 +97,13 @@ def eval_model(args: argparse.Namespace) -> Path:
     model_path = os.path.expanduser(args.model_path)
     model_name = get_model_name_from_path(model_path)
     tokenizer, model, image_processor, _ = load_pretrained_model(
-        model_path, args.model_base, model_name, load_8bit=args.load_8bit, load_4bit=args.load_4bit,
-        device=args.device, allow_base_mismatch=args.allow_base_mismatch,
+        model_path,
+        args.model_base,
+        model_name,
+        load_8bit=args.load_8bit,
+        load_4bit=args.load_4bit,
+        device=args.device,
+        allow_base_mismatch=args.allow_base_mismatch,
     )
     template = conv_templates[args.conv_mode]
     settings = GenerationSettings(
@@ -136,8 +141,9 @@ def eval_model(args: argparse.Namespace) -> Path:
     return answers_path
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, model_path_required: bool = False,
-                        exclusive_bits: bool = False) -> None:
+def add_model_arguments(
+    parser: argparse.ArgumentParser, model_path_required: bool = False, exclusive_bits: bool = False
+) -> None:
     """The model-loading flags upstream's answering and serving scripts share (``load_pretrained_model``'s).
 
     ``--model-path`` defaults to upstream's ``facebook/opt-350m`` unless ``model_path_required``;
@@ -146,8 +152,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, model_path_required: bo
     if model_path_required:
         parser.add_argument("--model-path", type=str, required=True, help="checkpoint folder, run folder or Hub id")
     else:
-        parser.add_argument("--model-path", type=str, default="facebook/opt-350m",
-                            help="checkpoint folder, run folder or Hub id")
+        parser.add_argument(
+            "--model-path", type=str, default="facebook/opt-350m", help="checkpoint folder, run folder or Hub id"
+        )
     parser.add_argument("--model-base", type=str, default=None, help="base model of a LoRA or projector-only run")
     parser.add_argument("--device", type=str, default="cuda", help="cuda (falls back to cpu without CUDA) or cpu")
     bits = parser.add_mutually_exclusive_group() if exclusive_bits else parser
@@ -158,20 +165,33 @@ def add_model_arguments(parser: argparse.ArgumentParser, model_path_required: bo
 def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, batch_size: int = 1) -> None:
     """Upstream's flags of ``model_vqa.py`` / ``model_vqa_loader.py`` and ours (``--batch-size``, ...)."""
     add_model_arguments(parser)
-    parser.add_argument("--image-folder", type=str, default="", help="folder the questions' image paths are relative to")
+    parser.add_argument(
+        "--image-folder", type=str, default="", help="folder the questions' image paths are relative to"
+    )
     parser.add_argument("--question-file", type=str, default="tables/question.jsonl")
     parser.add_argument("--answers-file", type=str, default="answer.jsonl", help="JSONL output")
-    parser.add_argument("--conv-mode", type=str, default="llava_v1", help="conversation template (vicuna_v1 for LLaVA-1.5)")
+    parser.add_argument(
+        "--conv-mode", type=str, default="llava_v1", help="conversation template (vicuna_v1 for LLaVA-1.5)"
+    )
     parser.add_argument("--num-chunks", type=int, default=1, help="split the questions into this many shards")
     parser.add_argument("--chunk-idx", type=int, default=0, help="which shard this process answers")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy decoding")
     parser.add_argument("--top_p", type=float, default=None)
     parser.add_argument("--num_beams", type=int, default=1)
-    parser.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int,
-                        default=max_new_tokens, help=f"longest answer in tokens (default {max_new_tokens}, upstream's)")
+    parser.add_argument(
+        "--max-new-tokens",
+        "--max_new_tokens",
+        dest="max_new_tokens",
+        type=int,
+        default=max_new_tokens,
+        help=f"longest answer in tokens (default {max_new_tokens}, upstream's)",
+    )
     parser.add_argument("--batch-size", type=int, default=batch_size, help="questions per generate() call")
-    parser.add_argument("--allow-base-mismatch", action="store_true",
-                        help="load a LoRA / projector run on a --model-base other than the one it recorded")
+    parser.add_argument(
+        "--allow-base-mismatch",
+        action="store_true",
+        help="load a LoRA / projector run on a --model-base other than the one it recorded",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 def complete_args(args, parser: argparse.ArgumentParser) -> argparse.Namespace:
     """``args`` (a Namespace, or upstream's ``type('Args', (), {...})()`` object) with every flag
     ``parser`` knows that ``args`` lacks set to its default, so upstream's callers of ``eval_model`` work."""
-    destinations = [action.dest for action in parser._actions if action.dest != argparse.SUPPRESS and action.dest != "help"]
+    destinations = [
+        action.dest for action in parser._actions if action.dest != argparse.SUPPRESS and action.dest != "help"
+    ]
     complete = argparse.Namespace(**{name: parser.get_default(name) for name in destinations})
     for name in destinations:
         if hasattr(args, name):

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Answer a JSONL question file with a LLaVA checkpoint (upstream's model_vqa_loader flags).",
     )
     model_vqa.add_arguments(parser, max_new_tokens=UPSTREAM_MAX_NEW_TOKENS, batch_size=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the answers already in --answers-file and answer only the rest")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the answers already in --answers-file and answer only the rest"
+    )
     return parser
 
 

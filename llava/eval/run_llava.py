@@ -35,8 +35,10 @@ logger = logging.getLogger("llava")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m llava.eval.run_llava",
-                                     description="Answer one query about one or more images with a LLaVA model.")
+    parser = argparse.ArgumentParser(
+        prog="python -m llava.eval.run_llava",
+        description="Answer one query about one or more images with a LLaVA model.",
+    )
     add_model_arguments(parser)
     parser.add_argument("--image-file", type=str, required=True, help="image path(s) or URL(s), joined by --sep")
     parser.add_argument("--query", type=str, required=True)
@@ -64,7 +66,10 @@ def image_files(image_file: str, sep: str) -> list[str]:
 
 
 def load_image(image_file: str):
-    """An RGB PIL image from a path or an http(s) URL (``llava.images.open_image``); a missing file is an error naming it."""
+    """An RGB PIL image from a path or an http(s) URL (``llava.images.open_image``).
+
+    A missing file is an error naming it.
+    """
     from llava.images import open_image
 
     if image_file.startswith(("http://", "https://")):
@@ -87,11 +92,17 @@ def query_with_images(query: str, num_images: int, mm_use_im_start_end: bool) ->
         IMAGE_PLACEHOLDER,
     )
 
-    token = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if mm_use_im_start_end else DEFAULT_IMAGE_TOKEN
+    token = (
+        DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN
+        if mm_use_im_start_end
+        else DEFAULT_IMAGE_TOKEN
+    )
     placeholders = query.count(IMAGE_PLACEHOLDER)
     if placeholders:
         if placeholders != num_images:
-            raise ValueError(f"--query has {placeholders} {IMAGE_PLACEHOLDER} but --image-file names {num_images} images")
+            raise ValueError(
+                f"--query has {placeholders} {IMAGE_PLACEHOLDER} but --image-file names {num_images} images"
+            )
         return re.sub(re.escape(IMAGE_PLACEHOLDER), token, query)
     return (token + "\n") * num_images + query
 
@@ -118,17 +129,25 @@ def eval_model(args) -> str:
         logger.info("Using --conv-mode %s (the model name suggests %s).", args.conv_mode, conv_mode)
         conv_mode = args.conv_mode
     if conv_mode not in conv_templates:
-        raise ValueError(f"--conv-mode {conv_mode!r} is not a template; choose one of {', '.join(sorted(conv_templates))}")
+        raise ValueError(
+            f"--conv-mode {conv_mode!r} is not a template; choose one of {', '.join(sorted(conv_templates))}"
+        )
 
     tokenizer, model, image_processor, _ = load_pretrained_model(
-        model_path, args.model_base, model_name, load_8bit=args.load_8bit, load_4bit=args.load_4bit, device=args.device,
+        model_path,
+        args.model_base,
+        model_name,
+        load_8bit=args.load_8bit,
+        load_4bit=args.load_4bit,
+        device=args.device,
     )
     images = [load_image(name) for name in image_files(args.image_file, args.sep)]
     question = query_with_images(args.query, len(images), bool(mm_setting(model.config, "mm_use_im_start_end")))
     prompt = build_prompt(question, conv_templates[conv_mode], with_image=False)
     pixels = process_images(images, image_processor, model.config)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                  top_p=args.top_p, num_beams=args.num_beams)
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, num_beams=args.num_beams
+    )
     answer = answer_batch(model, tokenizer, [prompt], pixels, settings)[0]
     print(answer)
     return answer

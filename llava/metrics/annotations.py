@@ -81,9 +81,7 @@ def _read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ScoringError(
-            f"{path}: not valid JSON ({error.msg} at line {error.lineno})"
-        ) from error
+        raise ScoringError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
 
 
 class _Collector:
@@ -102,32 +100,21 @@ class _Collector:
         before = len(self.problems)
         if key in self.annotations:
             self.problems.append(f"question {key} appears twice")
-        if (
-            not isinstance(answers, list)
-            or not answers
-            or not all(isinstance(a, str) for a in answers)
-        ):
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
             self.problems.append(
                 f"question {key}: 'answers' must be a non-empty list of strings; found {str(answers)[:80]}"
             )
         choices = record.get("choices")
         correct = record.get("correct_choice_idx")
         if choices is not None or correct is not None:
-            if not (
-                isinstance(choices, list)
-                and len(choices) >= 2
-                and all(isinstance(c, str) for c in choices)
-            ):
+            if not (isinstance(choices, list) and len(choices) >= 2 and all(isinstance(c, str) for c in choices)):
                 self.problems.append(
                     f"question {key}: 'choices' must be a list of at least 2 strings; found {str(choices)[:80]}"
                 )
-            elif not (
-                isinstance(correct, int)
-                and not isinstance(correct, bool)
-                and 0 <= correct < len(choices)
-            ):
+            elif not (isinstance(correct, int) and not isinstance(correct, bool) and 0 <= correct < len(choices)):
                 self.problems.append(
-                    f"question {key}: 'correct_choice_idx' must be an index into its {len(choices)} choices; found {correct!r}"
+                    f"question {key}: 'correct_choice_idx' must be an index into its {len(choices)} choices; "
+                    f"found {correct!r}"
                 )
         if len(self.problems) > before:
             return
@@ -145,8 +132,7 @@ class _Collector:
     def result(self) -> dict[str, Annotation]:
         if self.problems:
             raise ScoringError(
-                f"{self.path}: {len(self.problems)} problems: "
-                + list_ids(self.problems, separator="; ")
+                f"{self.path}: {len(self.problems)} problems: " + list_ids(self.problems, separator="; ")
             )
         if not self.annotations:
             raise ScoringError(f"{self.path}: no annotated questions")
@@ -160,9 +146,7 @@ def _official_answer_texts(answers: Any) -> Any:
     return answers
 
 
-def load_annotations(
-    path: str | os.PathLike, questions_path: str | os.PathLike | None = None
-) -> dict[str, Annotation]:
+def load_annotations(path: str | os.PathLike, questions_path: str | os.PathLike | None = None) -> dict[str, Annotation]:
     """``question_id`` (as text) -> :class:`Annotation`, in file order, from any supported format.
 
     ``questions_path``: the official questions file; its question texts are attached and its
@@ -172,14 +156,10 @@ def load_annotations(
     collector = _Collector(path)
     if isinstance(data, Mapping) and isinstance(data.get("questions"), Mapping):
         if data.get("format") not in (None, ANNOTATIONS_FORMAT):
-            raise ScoringError(
-                f"{path}: format {data.get('format')!r}; expected {ANNOTATIONS_FORMAT!r}"
-            )
+            raise ScoringError(f"{path}: format {data.get('format')!r}; expected {ANNOTATIONS_FORMAT!r}")
         for question_id, question in data["questions"].items():
             if not isinstance(question, Mapping):
-                collector.problems.append(
-                    f"question {question_id}: expected an object with 'answers'"
-                )
+                collector.problems.append(f"question {question_id}: expected an object with 'answers'")
                 continue
             collector.add(question_id, f"question {question_id}", question, question.get("answers"))
     elif isinstance(data, Mapping) and isinstance(data.get("annotations"), list):
@@ -208,15 +188,11 @@ def load_annotations(
     return annotations
 
 
-def _attach_questions(
-    annotations: dict[str, Annotation], questions_path: str | os.PathLike
-) -> dict[str, Annotation]:
+def _attach_questions(annotations: dict[str, Annotation], questions_path: str | os.PathLike) -> dict[str, Annotation]:
     """The annotations with the official questions file's texts; its ids must equal theirs."""
     data = _read_json(questions_path)
     if not (isinstance(data, Mapping) and isinstance(data.get("questions"), list)):
-        raise ScoringError(
-            f"{questions_path}: expected the official questions file ({{'questions': [...]}})"
-        )
+        raise ScoringError(f"{questions_path}: expected the official questions file ({{'questions': [...]}})")
     texts: dict[str, str] = {}
     problems: list[str] = []
     for index, question in enumerate(data["questions"]):
@@ -232,14 +208,10 @@ def _attach_questions(
         problems.append(f"{len(unannotated)} questions have no annotation: {list_ids(unannotated)}")
     unasked = [key for key in annotations if key not in texts]
     if unasked:
-        problems.append(
-            f"{len(unasked)} annotated questions are not in the questions file: {list_ids(unasked)}"
-        )
+        problems.append(f"{len(unasked)} annotated questions are not in the questions file: {list_ids(unasked)}")
     if problems:
         raise ScoringError(
-            f"{questions_path}: "
-            + "; ".join(problems)
-            + " (questions and annotations of different splits?)"
+            f"{questions_path}: " + "; ".join(problems) + " (questions and annotations of different splits?)"
         )
     return {
         key: Annotation(

@@ -36,9 +36,7 @@ def bare_question(human_turn: str) -> str:
     return text.removesuffix(SHORT_ANSWER_SUFFIX).strip()
 
 
-def choice_prompt(
-    question: str, choices: Sequence[str], suffix: str = MULTIPLE_CHOICE_SUFFIX
-) -> str:
+def choice_prompt(question: str, choices: Sequence[str], suffix: str = MULTIPLE_CHOICE_SUFFIX) -> str:
     """The lettered prompt text (no ``<image>``)::
 
     >>> print(choice_prompt("What is it?", ["cat", "dog"]))
@@ -48,13 +46,9 @@ def choice_prompt(
     Answer with the option's letter from the given choices directly.
     """
     if not 2 <= len(choices) <= len(OPTION_LETTERS):
-        raise ValueError(
-            f"a multiple-choice question needs 2 to {len(OPTION_LETTERS)} choices, got {len(choices)}"
-        )
+        raise ValueError(f"a multiple-choice question needs 2 to {len(OPTION_LETTERS)} choices, got {len(choices)}")
     lines = [question.strip()]
-    lines += [
-        f"{letter}. {choice}" for letter, choice in zip(OPTION_LETTERS, choices, strict=False)
-    ]
+    lines += [f"{letter}. {choice}" for letter, choice in zip(OPTION_LETTERS, choices, strict=False)]
     return "\n".join([*lines, suffix])
 
 

@@ -95,9 +95,7 @@ LMMS_EVAL_CONTRACTIONS: dict[str, str] = dict(zip(_WORDS[0::2], _WORDS[1::2], st
 # punctuation mark there), while "weve" becomes "we've".
 _CURLY = "\u2019"
 _OFFICIAL_ASCII_KEYS = frozenset({"couldn'tve", "hadn'tve"})
-_OFFICIAL_ASCII_VALUES = frozenset(
-    {"aint", "arent", "cant", "couldve", "couldnt", "weve", "wheres", "whove"}
-)
+_OFFICIAL_ASCII_VALUES = frozenset({"aint", "arent", "cant", "couldve", "couldnt", "weve", "wheres", "whove"})
 OFFICIAL_CONTRACTIONS: dict[str, str] = {
     (key if key in _OFFICIAL_ASCII_KEYS else key.replace("'", _CURLY)): (
         value if key in _OFFICIAL_ASCII_VALUES else value.replace("'", _CURLY)
@@ -108,7 +106,7 @@ OFFICIAL_CONTRACTIONS: dict[str, str] = {
 # Punctuation marks (one character each), in each reference's order. The official list has ":" and "'" and
 # lacks "-", "!", "{" and "}"; lmms-eval's is the other way round.
 LMMS_EVAL_PUNCTUATION = tuple(';/[]"{}()=+\\_-><@`,?!')
-OFFICIAL_PUNCTUATION = tuple(';:/\'[]"()=+\\_><@`,?')
+OFFICIAL_PUNCTUATION = tuple(";:/'[]\"()=+\\_><@`,?")
 
 # A comma between digits anywhere in the text switches every mark from "replace by a space"
 # to "delete". The official pattern is digit,digit; lmms-eval's is digit,(one or more),digit.
@@ -180,9 +178,7 @@ def _official(text: str) -> str:
 def check_normalization(normalization: str) -> str:
     """``normalization`` if it is one of :data:`NORMALIZATIONS`, else a ValueError naming them."""
     if normalization not in NORMALIZATIONS:
-        raise ValueError(
-            f"unknown normalization {normalization!r}; use one of {', '.join(NORMALIZATIONS)}"
-        )
+        raise ValueError(f"unknown normalization {normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
     return normalization
 
 

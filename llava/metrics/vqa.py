@@ -226,9 +226,7 @@ def _stem_word(word: str) -> str:
     return _lemmatise_ing(_singularise(word))
 
 
-def _compared(
-    prediction: str, answers: Sequence[str], normalization: str, stem: bool
-) -> tuple[str, list[str]]:
+def _compared(prediction: str, answers: Sequence[str], normalization: str, stem: bool) -> tuple[str, list[str]]:
     """Prediction and answers as they are compared: normalised, then stemmed when asked."""
     target, truth = prepare(prediction, answers, normalization)
     if stem:
@@ -249,9 +247,7 @@ def _check_answers(answers: Sequence[str]) -> None:
         raise ValueError("at least one ground-truth answer is needed to score a prediction")
     for answer in answers:
         if not isinstance(answer, str):
-            raise TypeError(
-                f"each answer must be a string, got {type(answer).__name__}: {answer!r}"
-            )
+            raise TypeError(f"each answer must be a string, got {type(answer).__name__}: {answer!r}")
 
 
 def vqa_accuracy(
@@ -283,9 +279,7 @@ def vqa_accuracy(
     return numerator / (3 * total)
 
 
-def most_common_answer(
-    answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION
-) -> str:
+def most_common_answer(answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION) -> str:
     """The most frequent answer, in its normalised form (stemmed too when ``stem``).
 
     Returns the normalised text, not the raw string, so it can be used as a
@@ -378,8 +372,7 @@ def score_predictions(
         "exact_match": 100.0 * exact_sum / count if count else 0.0,
         "count": count,
         "per_category": {
-            category: 100.0 * category_sums[category] / category_counts[category]
-            for category in sorted(category_sums)
+            category: 100.0 * category_sums[category] / category_counts[category] for category in sorted(category_sums)
         },
         "per_question": per_question,
         "normalization": normalization,

@@ -198,7 +198,9 @@ class LlavaMetaForCausalLM:
             image_positions = (ids == IMAGE_TOKEN_INDEX).nonzero().flatten().tolist()
             if not image_positions:
                 if image_index >= len(features):
-                    raise ValueError("A sample without <image> needs its (zero) image in the batch: got too few images.")
+                    raise ValueError(
+                        "A sample without <image> needs its (zero) image in the batch: got too few images."
+                    )
                 pieces = [text_embeds, features[image_index][:0]]
                 new_embeds.append(torch.cat(pieces))
                 new_labels.append(lab)
@@ -221,7 +223,9 @@ class LlavaMetaForCausalLM:
                     feature = features[image_index]
                     image_index += 1
                     embed_pieces.append(feature)
-                    label_pieces.append(torch.full((feature.shape[0],), IGNORE_INDEX, dtype=lab.dtype, device=lab.device))
+                    label_pieces.append(
+                        torch.full((feature.shape[0],), IGNORE_INDEX, dtype=lab.dtype, device=lab.device)
+                    )
             new_embeds.append(torch.cat(embed_pieces))
             new_labels.append(torch.cat(label_pieces))
 
@@ -233,11 +237,21 @@ class LlavaMetaForCausalLM:
     def prepare_inputs_labels_for_multimodal(
         self, input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes=None
     ):
-        """Upstream's front: returns ``(None, position_ids, attention_mask, past_key_values, inputs_embeds, labels)``."""
+        """Upstream's front.
+
+        Returns ``(None, position_ids, attention_mask, past_key_values, inputs_embeds, labels)``.
+        """
         if images is None or input_ids.shape[1] == 1:
             return input_ids, position_ids, attention_mask, past_key_values, None, labels
         spliced = self.splice_image_features(input_ids, attention_mask, labels, images)
-        return None, spliced.position_ids, spliced.attention_mask, past_key_values, spliced.inputs_embeds, spliced.labels
+        return (
+            None,
+            spliced.position_ids,
+            spliced.attention_mask,
+            past_key_values,
+            spliced.inputs_embeds,
+            spliced.labels,
+        )
 
     def initialize_vision_tokenizer(self, model_args, tokenizer) -> None:
         """Upstream's call: ``model.initialize_vision_tokenizer(model_args, tokenizer=tokenizer)``.

@@ -28,9 +28,9 @@ MM_DEFAULTS: dict[str, Any] = {
 def mm_setting(config: Any, name: str) -> Any:
     """``config.<name>``, or upstream's default for it when the config does not set it.
 
-        >>> class Saved:
-        ...     mm_projector_type = "mlp2x_gelu"
-        >>> mm_setting(Saved(), "mm_projector_type"), mm_setting(Saved(), "mm_vision_select_layer")
-        ('mlp2x_gelu', -2)
+    >>> class Saved:
+    ...     mm_projector_type = "mlp2x_gelu"
+    >>> mm_setting(Saved(), "mm_projector_type"), mm_setting(Saved(), "mm_vision_select_layer")
+    ('mlp2x_gelu', -2)
     """
     return getattr(config, name, MM_DEFAULTS[name])

@@ -23,12 +23,34 @@ ADAPTER_CONFIG_FILE = "adapter_config.json"
 
 # The fields of peft 0.10.0's LoraConfig (with those of PeftConfig it inherits),
 # from peft/tuners/lora/config.py and peft/config.py of that release.
-PEFT_0_10_LORA_FIELDS = frozenset({
-    "peft_type", "auto_mapping", "base_model_name_or_path", "revision", "task_type", "inference_mode",
-    "r", "target_modules", "lora_alpha", "lora_dropout", "fan_in_fan_out", "bias", "use_rslora",
-    "modules_to_save", "init_lora_weights", "layers_to_transform", "layers_pattern", "rank_pattern",
-    "alpha_pattern", "megatron_config", "megatron_core", "loftq_config", "use_dora", "layer_replication",
-})
+PEFT_0_10_LORA_FIELDS = frozenset(
+    {
+        "peft_type",
+        "auto_mapping",
+        "base_model_name_or_path",
+        "revision",
+        "task_type",
+        "inference_mode",
+        "r",
+        "target_modules",
+        "lora_alpha",
+        "lora_dropout",
+        "fan_in_fan_out",
+        "bias",
+        "use_rslora",
+        "modules_to_save",
+        "init_lora_weights",
+        "layers_to_transform",
+        "layers_pattern",
+        "rank_pattern",
+        "alpha_pattern",
+        "megatron_config",
+        "megatron_core",
+        "loftq_config",
+        "use_dora",
+        "layer_replication",
+    }
+)
 # Values of fields that peft 0.10.0 has but with fewer choices than today's.
 PEFT_0_10_INIT_LORA_WEIGHTS = (True, False, "gaussian", "loftq")
 # Bookkeeping written by newer peft that carries no setting.
@@ -71,8 +93,10 @@ def portable_problems(config: dict[str, Any], defaults: dict[str, Any] | None = 
     if config.get("peft_type", "LORA") != "LORA":
         problems.append(f"peft_type={config['peft_type']!r} (upstream LLaVA loads LoRA adapters only)")
     if config.get("init_lora_weights", True) not in PEFT_0_10_INIT_LORA_WEIGHTS:
-        problems.append(f"init_lora_weights={config['init_lora_weights']!r} "
-                        f"(peft 0.10.0 knows {', '.join(map(repr, PEFT_0_10_INIT_LORA_WEIGHTS))})")
+        problems.append(
+            f"init_lora_weights={config['init_lora_weights']!r} "
+            f"(peft 0.10.0 knows {', '.join(map(repr, PEFT_0_10_INIT_LORA_WEIGHTS))})"
+        )
     return problems
 
 

@@ -119,12 +119,16 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(
         text=_llama(64, 128, layers=2, heads=4, positions=1024, initializer_range=0.1),
         vision=_clip(32, 64, layers=2, heads=2, image=32, patch=8),
-        vocab_size=512, model_max_length=512, dtype="float32",
+        vocab_size=512,
+        model_max_length=512,
+        dtype="float32",
     ),
     "llava-v1.5-7b": dict(
         text=_llama(4096, 11008, layers=32, heads=32, positions=4096),
         vision=_clip(1024, 4096, layers=24, heads=16, image=336, patch=14),
-        vocab_size=32000, model_max_length=2048, dtype="bfloat16",
+        vocab_size=32000,
+        model_max_length=2048,
+        dtype="bfloat16",
     ),
 }
 
@@ -145,7 +149,9 @@ def build_tiny_vision_tower(out_dir: str | os.PathLike, preset: str = "tiny", se
     model = CLIPVisionModel(config).to(getattr(torch, spec["dtype"]))
     model.save_pretrained(str(out))
     size = spec["vision"]["image_size"]
-    image_processor_class()(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(str(out))
+    image_processor_class()(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(
+        str(out)
+    )
     return out
 
 

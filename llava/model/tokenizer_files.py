@@ -59,7 +59,9 @@ def _token_text(token) -> str | None:
     return None if token is None else str(token)
 
 
-def save_tokenizer(tokenizer, output_dir: str | os.PathLike, sources: tuple[str | os.PathLike | None, ...] = ()) -> list[str]:
+def save_tokenizer(
+    tokenizer, output_dir: str | os.PathLike, sources: tuple[str | os.PathLike | None, ...] = ()
+) -> list[str]:
     """``tokenizer.save_pretrained(output_dir)`` plus upstream's slow-tokenizer files; returns the files written.
 
     ``sources`` are folders or Hub ids to take ``tokenizer.model`` from when the
@@ -72,15 +74,21 @@ def save_tokenizer(tokenizer, output_dir: str | os.PathLike, sources: tuple[str 
 
     model_file = sentencepiece_source(tokenizer, sources)
     if model_file is None:
-        logger.warning("No %s found for the tokenizer (looked in %s): upstream LLaVA's slow tokenizer "
-                       "will not load %s.", SENTENCEPIECE_FILE, [tokenizer.name_or_path, *sources], out)
+        logger.warning(
+            "No %s found for the tokenizer (looked in %s): upstream LLaVA's slow tokenizer will not load %s.",
+            SENTENCEPIECE_FILE,
+            [tokenizer.name_or_path, *sources],
+            out,
+        )
     elif model_file.resolve() != (out / SENTENCEPIECE_FILE).resolve():
         with atomic_path(out / SENTENCEPIECE_FILE) as temporary:
             shutil.copyfile(model_file, temporary)
     if model_file is not None:
         written.append(str(out / SENTENCEPIECE_FILE))
 
-    special = {name: _token_text(getattr(tokenizer, name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    special = {
+        name: _token_text(getattr(tokenizer, name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")
+    }
     special = {name: value for name, value in special.items() if value is not None}
     write_atomic(out / SPECIAL_TOKENS_FILE, json.dumps(special, indent=2) + "\n")
     written.append(str(out / SPECIAL_TOKENS_FILE))
@@ -101,9 +109,14 @@ def save_tokenizer(tokenizer, output_dir: str | os.PathLike, sources: tuple[str 
     config.setdefault("legacy", False)
     if "added_tokens_decoder" not in config:  # tokens added after training (<im_patch>, ...)
         config["added_tokens_decoder"] = {
-            str(index): {"content": str(token), "lstrip": bool(token.lstrip), "normalized": bool(token.normalized),
-                         "rstrip": bool(token.rstrip), "single_word": bool(token.single_word),
-                         "special": bool(token.special)}
+            str(index): {
+                "content": str(token),
+                "lstrip": bool(token.lstrip),
+                "normalized": bool(token.normalized),
+                "rstrip": bool(token.rstrip),
+                "single_word": bool(token.single_word),
+                "special": bool(token.special),
+            }
             for index, token in sorted(tokenizer.added_tokens_decoder.items())
         }
     config["padding_side"] = tokenizer.padding_side

@@ -76,8 +76,13 @@ class ChatModel:
         return bool(mm_setting(self.model.config, "mm_use_im_start_end"))
 
 
-def load_chat_model(model_path: str, model_base: str | None = None, load_8bit: bool = False,
-                    load_4bit: bool = False, device: str = "cuda") -> ChatModel:
+def load_chat_model(
+    model_path: str,
+    model_base: str | None = None,
+    load_8bit: bool = False,
+    load_4bit: bool = False,
+    device: str = "cuda",
+) -> ChatModel:
     """Load ``model_path`` (a folder or a Hub id; a LoRA run needs ``model_base``) for chatting."""
     from llava.mm_utils import get_model_name_from_path
     from llava.model.builder import load_pretrained_model
@@ -124,8 +129,9 @@ def open_image(source: str | os.PathLike) -> Image.Image:
         ) from error
 
 
-def conversation_prompt(turns: list[tuple[str, str | None]], conv_mode: str, with_image: bool,
-                        mm_use_im_start_end: bool = False) -> str:
+def conversation_prompt(
+    turns: list[tuple[str, str | None]], conv_mode: str, with_image: bool, mm_use_im_start_end: bool = False
+) -> str:
     """The prompt for ``turns`` (``(question, reply)``; the last reply ``None`` stays open).
 
     The picture placeholder goes in front of the first question, as in training
@@ -177,8 +183,9 @@ class ChatSession:
 
     def prompt(self, question: str) -> str:
         """The whole prompt for asking ``question`` next."""
-        return conversation_prompt([*self.turns, (question, None)], self.conv_mode, self.image is not None,
-                                   self.chat_model.mm_use_im_start_end)
+        return conversation_prompt(
+            [*self.turns, (question, None)], self.conv_mode, self.image is not None, self.chat_model.mm_use_im_start_end
+        )
 
     def _input_ids(self, question: str, max_new_tokens: int) -> tuple[torch.Tensor, int]:
         """The prompt's ids and how many new tokens fit the context (``ChatInputError`` when none)."""
@@ -235,9 +242,12 @@ class ChatSession:
         def generate() -> None:
             try:
                 model.generate(
-                    input_ids.to(model.device), images=self._pixel_values(),
-                    attention_mask=torch.ones_like(input_ids).to(model.device), streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([_StopWhenSet(halt)]), **kwargs,
+                    input_ids.to(model.device),
+                    images=self._pixel_values(),
+                    attention_mask=torch.ones_like(input_ids).to(model.device),
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_StopWhenSet(halt)]),
+                    **kwargs,
                 )
             except Exception as error:  # handed to the consumer thread, which re-raises it
                 failure.append(error)

@@ -36,8 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_arguments(parser)
     parser.add_argument("--image-file", type=str, required=True, help="the picture to talk about")
-    parser.add_argument("--conv-mode", type=str, default=None,
-                        help="conversation template (default: inferred from the model's name, as upstream)")
+    parser.add_argument(
+        "--conv-mode",
+        type=str,
+        default=None,
+        help="conversation template (default: inferred from the model's name, as upstream)",
+    )
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy answers")
     # Deviation from upstream: --top-p added (upstream's cli samples with temperature alone).
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (with temperature > 0)")
@@ -68,7 +72,7 @@ def chat_loop(session, settings: GenerationSettings, stdin: TextIO, stdout: Text
         try:
             for reply in session.stream(question, settings):
                 if reply.startswith(shown):
-                    stdout.write(reply[len(shown):])
+                    stdout.write(reply[len(shown) :])
                     stdout.flush()
                     shown = reply
         except ChatInputError as error:
@@ -98,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     chat_model = load_chat_model(args.model_path, args.model_base, args.load_8bit, args.load_4bit, args.device)
     session = ChatSession(chat_model, resolve_conv_mode(chat_model.model_name, args.conv_mode), image)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                  top_p=args.top_p)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     chat_loop(session, settings, sys.stdin, sys.stdout, args.debug)
     return 0
 

@@ -142,12 +142,18 @@ def load_run(run_dir: str | os.PathLike, image_folder: str | os.PathLike | None 
                 records = _read_predictions(path, problems)
             else:
                 problems.append(f"{history_path}: entry {index} ({entry['tag']}) names {path}, which is missing")
-        evaluations.append(Evaluation(
-            tag=entry["tag"], epoch=float(entry["epoch"]), global_step=int(entry["global_step"]),
-            eval_loss=entry.get("eval_loss"), vqa_accuracy=entry.get("vqa_accuracy"),
-            exact_match=entry.get("exact_match"), per_category=dict(entry.get("per_category") or {}),
-            records=records,
-        ))
+        evaluations.append(
+            Evaluation(
+                tag=entry["tag"],
+                epoch=float(entry["epoch"]),
+                global_step=int(entry["global_step"]),
+                eval_loss=entry.get("eval_loss"),
+                vqa_accuracy=entry.get("vqa_accuracy"),
+                exact_match=entry.get("exact_match"),
+                per_category=dict(entry.get("per_category") or {}),
+                records=records,
+            )
+        )
     if problems:
         raise ValueError(f"{run_dir}: {len(problems)} problem(s) in the evaluation files:\n  " + "\n  ".join(problems))
     return RunEvaluations(run_dir, evaluations, None if image_folder is None else Path(image_folder))
@@ -173,8 +179,14 @@ class Row:
     compared: dict | None = None
 
 
-def select_rows(run: RunEvaluations, tag: str, category: str = ALL, result: str = ALL,
-                compare_tag: str | None = None, change: str = ALL) -> list[Row]:
+def select_rows(
+    run: RunEvaluations,
+    tag: str,
+    category: str = ALL,
+    result: str = ALL,
+    compare_tag: str | None = None,
+    change: str = ALL,
+) -> list[Row]:
     """The questions of evaluation ``tag`` that pass the filters, in file order.
 
     ``change`` compares with ``compare_tag`` by question id: ``changed`` (another
@@ -246,8 +258,11 @@ def render_table(run: RunEvaluations, rows: Sequence[Row], compare_tag: str | No
         ]
         if compare_tag:
             other = row.compared
-            cells += ["—", "—"] if other is None else [html.escape(str(other["prediction"])),
-                                                      _score_cell(other["vqa_accuracy"])]
+            cells += (
+                ["—", "—"]
+                if other is None
+                else [html.escape(str(other["prediction"])), _score_cell(other["vqa_accuracy"])]
+            )
         cells += [html.escape(answers_summary(record["answers"])), _score_cell(record["vqa_accuracy"])]
         parts.append(f'<tr data-question-id="{html.escape(str(record["question_id"]))}">')
         parts += [f"<td>{cell}</td>" for cell in cells]
@@ -258,14 +273,19 @@ def render_table(run: RunEvaluations, rows: Sequence[Row], compare_tag: str | No
 
 def summary_markdown(run: RunEvaluations) -> str:
     """One line per evaluation: epoch, step, eval loss, VQA accuracy, exact match, questions."""
+
     def number(value: float | None, digits: int) -> str:
         return "—" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| evaluation | epoch | step | eval loss | VQA accuracy | exact match | questions |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| evaluation | epoch | step | eval loss | VQA accuracy | exact match | questions |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for e in run.evaluations:
-        lines.append(f"| {e.tag} | {e.epoch:g} | {e.global_step} | {number(e.eval_loss, 4)} | "
-                     f"{number(e.vqa_accuracy, 2)} | {number(e.exact_match, 2)} | {len(e.records)} |")
+        lines.append(
+            f"| {e.tag} | {e.epoch:g} | {e.global_step} | {number(e.eval_loss, 4)} | "
+            f"{number(e.vqa_accuracy, 2)} | {number(e.exact_match, 2)} | {len(e.records)} |"
+        )
     return "\n".join(lines)
 
 
@@ -288,9 +308,11 @@ def curves_figure(run: RunEvaluations):
     plot(accuracy_axes, [e.exact_match for e in run.evaluations], "exact match", "s")
     for category in sorted({c for e in run.evaluations for c in e.per_category}):
         plot(category_axes, [e.per_category.get(category) for e in run.evaluations], category, ".")
-    for axes, title, ylabel in ((loss_axes, "validation loss", "loss"),
-                                (accuracy_axes, "accuracy", "percent"),
-                                (category_axes, "VQA accuracy per category", "percent")):
+    for axes, title, ylabel in (
+        (loss_axes, "validation loss", "loss"),
+        (accuracy_axes, "accuracy", "percent"),
+        (category_axes, "VQA accuracy per category", "percent"),
+    ):
         axes.set_title(title)
         axes.set_xlabel("epoch")
         axes.set_ylabel(ylabel)
@@ -305,7 +327,9 @@ def curves_figure(run: RunEvaluations):
 
 CSS = """
 .eval-table { border-collapse: collapse; width: 100%; font-size: 0.9em; }
-.eval-table th, .eval-table td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+.eval-table th, .eval-table td {
+  border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top;
+}
 .eval-table img.thumb { max-width: 96px; max-height: 96px; display: block; }
 .eval-table .meta { color: #888; font-size: 0.85em; }
 .eval-table .missing { color: #b00; font-size: 0.85em; }
@@ -328,8 +352,9 @@ def build_browser(gradio, run: RunEvaluations) -> None:
         epoch = gradio.Dropdown(tags, value=tags[-1], label="epoch", elem_id="eval-epoch")
         category = gradio.Dropdown([ALL, *run.categories()], value=ALL, label="category", elem_id="eval-category")
         result = gradio.Dropdown(list(OUTCOMES), value=ALL, label="result", elem_id="eval-result")
-        compare = gradio.Dropdown([NO_COMPARISON, *tags], value=NO_COMPARISON, label="compare with epoch",
-                                  elem_id="eval-compare")
+        compare = gradio.Dropdown(
+            [NO_COMPARISON, *tags], value=NO_COMPARISON, label="compare with epoch", elem_id="eval-compare"
+        )
         change = gradio.Dropdown(list(CHANGES), value=ALL, label="change against it", elem_id="eval-change")
         page = gradio.Number(value=1, minimum=1, precision=0, label=f"page ({PAGE_SIZE} rows)", elem_id="eval-page")
     status = gradio.Markdown(elem_id="eval-status")
@@ -343,15 +368,19 @@ def build_browser(gradio, run: RunEvaluations) -> None:
         total = len(run.evaluation(tag).records)
         pages = max(1, -(-len(rows) // PAGE_SIZE))
         index = min(max(int(page_value or 1), 1), pages) - 1
-        shown = rows[index * PAGE_SIZE:(index + 1) * PAGE_SIZE]
+        shown = rows[index * PAGE_SIZE : (index + 1) * PAGE_SIZE]
         first = index * PAGE_SIZE + 1 if shown else 0
-        message = (f"**{len(rows)} of {total} questions** of {tag} match; showing {first}–"
-                   f"{index * PAGE_SIZE + len(shown)} (page {index + 1} of {pages}).")
+        message = (
+            f"**{len(rows)} of {total} questions** of {tag} match; showing {first}–"
+            f"{index * PAGE_SIZE + len(shown)} (page {index + 1} of {pages})."
+        )
         unreadable = sum(1 for row in shown if row.record.get("image") and run.thumbnail(row.record["image"]) is None)
         if unreadable:
             where = run.image_folder if run.image_folder is not None else Path.cwd()
-            message += (f" {unreadable} picture(s) not found under `{where}`: pass --image-folder "
-                        "(the run's validation image folder).")
+            message += (
+                f" {unreadable} picture(s) not found under `{where}`: pass --image-folder "
+                "(the run's validation image folder)."
+            )
         return message, render_table(run, shown, compare_tag)
 
     inputs = [epoch, category, result, compare, change, page]
@@ -371,11 +400,16 @@ def build_app(run: RunEvaluations):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m llava.serve.eval_browser",
-                                     description="Browse a run's evaluations (curves, predictions with pictures).")
+    parser = argparse.ArgumentParser(
+        prog="python -m llava.serve.eval_browser",
+        description="Browse a run's evaluations (curves, predictions with pictures).",
+    )
     parser.add_argument("run_dir", help="a run's output_dir (holds eval/history.json)")
-    parser.add_argument("--image-folder", default=None,
-                        help="folder the predictions' image paths are relative to (the run's validation images)")
+    parser.add_argument(
+        "--image-folder",
+        default=None,
+        help="folder the predictions' image paths are relative to (the run's validation images)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
     return parser

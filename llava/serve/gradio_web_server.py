@@ -69,8 +69,11 @@ def build_app(chat_model, conv_mode: str, run=None):
         if session.image is None:
             yield "", history, session, "⚠️ Upload a picture first."
             return
-        settings = GenerationSettings(max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-                                      top_p=float(top_p) if float(temperature) > 0 else None)
+        settings = GenerationSettings(
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_p=float(top_p) if float(temperature) > 0 else None,
+        )
         history.append({"role": "user", "content": question})
         history.append({"role": "assistant", "content": ""})
         try:
@@ -94,23 +97,38 @@ def build_app(chat_model, conv_mode: str, run=None):
             gradio.Markdown(f"### LLaVA: `{chat_model.model_name}`")
             with gradio.Row():
                 with gradio.Column(scale=1):
-                    upload = gradio.File(label="picture", file_types=["image"], type="filepath",
-                                         elem_id="chat-upload")
-                    preview = gradio.Image(label="preview", type="pil", interactive=False, height=260,
-                                           elem_id="chat-preview")
-                    template = gradio.Dropdown(sorted(conv_templates), value=conv_mode,
-                                               label="conversation template", elem_id="chat-template")
-                    temperature = gradio.Slider(0.0, 1.0, value=DEFAULT_TEMPERATURE, step=0.05,
-                                                label="temperature (0: greedy)", elem_id="chat-temperature")
-                    top_p = gradio.Slider(0.05, 1.0, value=DEFAULT_TOP_P, step=0.05, label="top-p",
-                                          elem_id="chat-top-p")
-                    max_new_tokens = gradio.Slider(1, 1024, value=DEFAULT_MAX_NEW_TOKENS, step=1,
-                                                   label="max new tokens", elem_id="chat-max-new-tokens")
+                    upload = gradio.File(label="picture", file_types=["image"], type="filepath", elem_id="chat-upload")
+                    preview = gradio.Image(
+                        label="preview", type="pil", interactive=False, height=260, elem_id="chat-preview"
+                    )
+                    template = gradio.Dropdown(
+                        sorted(conv_templates), value=conv_mode, label="conversation template", elem_id="chat-template"
+                    )
+                    temperature = gradio.Slider(
+                        0.0,
+                        1.0,
+                        value=DEFAULT_TEMPERATURE,
+                        step=0.05,
+                        label="temperature (0: greedy)",
+                        elem_id="chat-temperature",
+                    )
+                    top_p = gradio.Slider(
+                        0.05, 1.0, value=DEFAULT_TOP_P, step=0.05, label="top-p", elem_id="chat-top-p"
+                    )
+                    max_new_tokens = gradio.Slider(
+                        1,
+                        1024,
+                        value=DEFAULT_MAX_NEW_TOKENS,
+                        step=1,
+                        label="max new tokens",
+                        elem_id="chat-max-new-tokens",
+                    )
                 with gradio.Column(scale=2):
                     chatbot = gradio.Chatbot(label="conversation", height=420, elem_id="chat-history")
                     status = gradio.Markdown("Upload a picture to start.", elem_id="chat-status")
-                    question = gradio.Textbox(label="question", placeholder="Ask about the picture and press Enter",
-                                              elem_id="chat-question")
+                    question = gradio.Textbox(
+                        label="question", placeholder="Ask about the picture and press Enter", elem_id="chat-question"
+                    )
                     with gradio.Row():
                         send = gradio.Button("Send", variant="primary", elem_id="chat-send")
                         clear = gradio.Button("Clear conversation", elem_id="chat-clear")
@@ -128,13 +146,23 @@ def build_app(chat_model, conv_mode: str, run=None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m llava.serve.gradio_web_server",
-                                     description="Chat with a LLaVA checkpoint in a web page (one process).")
+    parser = argparse.ArgumentParser(
+        prog="python -m llava.serve.gradio_web_server",
+        description="Chat with a LLaVA checkpoint in a web page (one process).",
+    )
     add_model_arguments(parser, model_path_required=True, exclusive_bits=True)
-    parser.add_argument("--conv-mode", type=str, default=None,
-                        help="conversation template (default: inferred from the model's name, as upstream)")
-    parser.add_argument("--image-folder", type=str, default=None,
-                        help="for the evaluation tab: folder the run's validation image paths are relative to")
+    parser.add_argument(
+        "--conv-mode",
+        type=str,
+        default=None,
+        help="conversation template (default: inferred from the model's name, as upstream)",
+    )
+    parser.add_argument(
+        "--image-folder",
+        type=str,
+        default=None,
+        help="for the evaluation tab: folder the run's validation image paths are relative to",
+    )
     # Deviation from upstream: 127.0.0.1 by default (upstream 0.0.0.0): the page has no password.
     parser.add_argument("--host", type=str, default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)

@@ -12,8 +12,18 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
-    "check_conversation_version", "check_data", "check_deepspeed", "check_lora", "check_precision",
-    "check_quantization", "check_trainable_parts", "check_vision", "cuda_available", "deepspeed_config", "enum_value", "zero_stage",
+    "check_conversation_version",
+    "check_data",
+    "check_deepspeed",
+    "check_lora",
+    "check_precision",
+    "check_quantization",
+    "check_trainable_parts",
+    "check_vision",
+    "cuda_available",
+    "deepspeed_config",
+    "enum_value",
+    "zero_stage",
 ]
 
 
@@ -74,9 +84,7 @@ def check_deepspeed(model_args, data_args, training_args) -> list[str]:
         return [problem]
     stage = zero_stage(config)
     if stage not in (0, 1, 2, 3):
-        return [
-            f"--deepspeed: zero_optimization.stage is {stage!r}; use 0, 1, 2 or 3 (scripts/zero2.json has 2)"
-        ]
+        return [f"--deepspeed: zero_optimization.stage is {stage!r}; use 0, 1, 2 or 3 (scripts/zero2.json has 2)"]
     return []
 
 
@@ -86,9 +94,7 @@ def check_quantization(model_args, data_args, training_args) -> list[str]:
     if bits not in (4, 8, 16):
         problems.append(f"--bits {bits}: use 16 (no quantization), 8 or 4 (QLoRA)")
     if training_args.quant_type not in ("nf4", "fp4"):
-        problems.append(
-            f"--quant_type {training_args.quant_type}: use nf4 (QLoRA's default) or fp4"
-        )
+        problems.append(f"--quant_type {training_args.quant_type}: use nf4 (QLoRA's default) or fp4")
     if bits in (4, 8):
         if not training_args.lora_enable and not model_args.tune_mm_mlp_adapter:
             problems.append(
@@ -109,9 +115,7 @@ def check_quantization(model_args, data_args, training_args) -> list[str]:
 def check_precision(model_args, data_args, training_args) -> list[str]:
     problems = []
     if training_args.bf16 and training_args.fp16:
-        problems.append(
-            "--bf16 True and --fp16 True together: pick one (--bf16 True on Ampere or newer GPUs)"
-        )
+        problems.append("--bf16 True and --fp16 True together: pick one (--bf16 True on Ampere or newer GPUs)")
     if training_args.fp16 and training_args.deepspeed and not cuda_available():
         problems.append(
             "--fp16 True under DeepSpeed on a machine without CUDA: DeepSpeed's CPU backend has no fp16; "
@@ -132,9 +136,7 @@ def check_conversation_version(model_args, data_args, training_args) -> list[str
     # v0.5 is no template key: upstream's train() special-cases it (module default template).
     if model_args.version not in conv_templates and model_args.version != "v0.5":
         known = ", ".join(sorted([*conv_templates, "v0.5"]))
-        return [
-            f"--version {model_args.version}: not a conversation template; use one of {known} (v1 for LLaVA-1.5)"
-        ]
+        return [f"--version {model_args.version}: not a conversation template; use one of {known} (v1 for LLaVA-1.5)"]
     return []
 
 
@@ -149,14 +151,11 @@ def check_vision(model_args, data_args, training_args) -> list[str]:
             "(mlp2x_gelu for LLaVA-1.5) or identity"
         )
     if model_args.mm_vision_select_feature not in ("patch", "cls_patch"):
-        problems.append(
-            f"--mm_vision_select_feature {model_args.mm_vision_select_feature}: use patch or cls_patch"
-        )
+        problems.append(f"--mm_vision_select_feature {model_args.mm_vision_select_feature}: use patch or cls_patch")
     merge = str(model_args.mm_patch_merge_type)
     if merge.startswith("spatial"):
         problems.append(
-            f"--mm_patch_merge_type {merge}: spatial merging is LLaVA-1.6 (anyres) only, not supported here; "
-            "use flat"
+            f"--mm_patch_merge_type {merge}: spatial merging is LLaVA-1.6 (anyres) only, not supported here; use flat"
         )
     elif merge != "flat":
         problems.append(f"--mm_patch_merge_type {merge}: use flat")
@@ -184,9 +183,7 @@ def check_trainable_parts(model_args, data_args, training_args) -> list[str]:
                 "--tune_mm_mlp_adapter without --vision_tower: there is no projector to train; add --vision_tower"
             )
         if training_args.freeze_mm_mlp_adapter:
-            problems.append(
-                "--tune_mm_mlp_adapter with --freeze_mm_mlp_adapter: nothing would train; drop one of them"
-            )
+            problems.append("--tune_mm_mlp_adapter with --freeze_mm_mlp_adapter: nothing would train; drop one of them")
         if training_args.lora_enable:
             # Upstream freezes the whole model (LoRA adapters included) for --tune_mm_mlp_adapter
             # after attaching LoRA, so the adapters would be saved untrained.
@@ -197,9 +194,7 @@ def check_trainable_parts(model_args, data_args, training_args) -> list[str]:
             )
     if training_args.mm_projector_lr is not None:
         if training_args.mm_projector_lr <= 0:
-            problems.append(
-                f"--mm_projector_lr {training_args.mm_projector_lr}: use a positive learning rate"
-            )
+            problems.append(f"--mm_projector_lr {training_args.mm_projector_lr}: use a positive learning rate")
         if model_args.vision_tower is None:
             problems.append(
                 "--mm_projector_lr without --vision_tower: a text-only model has no projector; "
@@ -216,17 +211,11 @@ def check_trainable_parts(model_args, data_args, training_args) -> list[str]:
 def check_lora(model_args, data_args, training_args) -> list[str]:
     problems = []
     if training_args.lora_r <= 0:
-        problems.append(
-            f"--lora_r {training_args.lora_r}: use a positive rank (128 in the LLaVA-1.5 recipe)"
-        )
+        problems.append(f"--lora_r {training_args.lora_r}: use a positive rank (128 in the LLaVA-1.5 recipe)")
     if training_args.lora_alpha <= 0:
-        problems.append(
-            f"--lora_alpha {training_args.lora_alpha}: use a positive value (256 in the recipe)"
-        )
+        problems.append(f"--lora_alpha {training_args.lora_alpha}: use a positive value (256 in the recipe)")
     if not 0 <= training_args.lora_dropout < 1:
-        problems.append(
-            f"--lora_dropout {training_args.lora_dropout}: use a probability in [0, 1) (0.05)"
-        )
+        problems.append(f"--lora_dropout {training_args.lora_dropout}: use a probability in [0, 1) (0.05)")
     if training_args.lora_bias not in ("none", "all", "lora_only"):
         problems.append(f"--lora_bias {training_args.lora_bias}: use none, all or lora_only")
     return problems
@@ -235,9 +224,7 @@ def check_lora(model_args, data_args, training_args) -> list[str]:
 def check_data(model_args, data_args, training_args) -> list[str]:
     problems = []
     if data_args.data_path is None:
-        problems.append(
-            "--data_path is missing: give the training JSON (a list of LLaVA conversation records)"
-        )
+        problems.append("--data_path is missing: give the training JSON (a list of LLaVA conversation records)")
     elif not os.path.isfile(data_args.data_path):
         problems.append(
             f"--data_path {data_args.data_path}: no such file (looked for {os.path.abspath(data_args.data_path)})"
@@ -255,7 +242,5 @@ def check_data(model_args, data_args, training_args) -> list[str]:
     elif ratio not in ("square", "pad"):
         problems.append(f"--image_aspect_ratio {ratio}: use pad (LLaVA-1.5) or square")
     if training_args.model_max_length < 1:
-        problems.append(
-            f"--model_max_length {training_args.model_max_length}: use a positive length (2048)"
-        )
+        problems.append(f"--model_max_length {training_args.model_max_length}: use a positive length (2048)")
     return problems

@@ -72,57 +72,39 @@ class ModelArguments:
 
     model_name_or_path: str | None = field(
         default="facebook/opt-125m",
-        metadata={
-            "help": "Hub id or local folder of the language model (or LLaVA checkpoint) to start from."
-        },
+        metadata={"help": "Hub id or local folder of the language model (or LLaVA checkpoint) to start from."},
     )
     version: str | None = field(
         default="v0",
-        metadata={
-            "help": "Conversation template key in llava.conversation.conv_templates (v1 for LLaVA-1.5)."
-        },
+        metadata={"help": "Conversation template key in llava.conversation.conv_templates (v1 for LLaVA-1.5)."},
     )
     freeze_backbone: bool = field(
         default=False,
-        metadata={
-            "help": "Freeze the language model's weights (model.model) before anything else is attached."
-        },
+        metadata={"help": "Freeze the language model's weights (model.model) before anything else is attached."},
     )
     tune_mm_mlp_adapter: bool = field(
         default=False,
-        metadata={
-            "help": "Stage-1 pretraining: train only the projector and save only mm_projector.bin."
-        },
+        metadata={"help": "Stage-1 pretraining: train only the projector and save only mm_projector.bin."},
     )
     vision_tower: str | None = field(
         default=None,
-        metadata={
-            "help": "Hub id or folder of the CLIP vision tower; without it the model is text-only."
-        },
+        metadata={"help": "Hub id or folder of the CLIP vision tower; without it the model is text-only."},
     )
     mm_vision_select_layer: int | None = field(
         default=-1,
-        metadata={
-            "help": "Index into the tower's hidden_states used as image features (-2 for LLaVA-1.5)."
-        },
+        metadata={"help": "Index into the tower's hidden_states used as image features (-2 for LLaVA-1.5)."},
     )
     pretrain_mm_mlp_adapter: str | None = field(
         default=None,
-        metadata={
-            "help": "Path to an mm_projector.bin from stage-1 pretraining to initialise the projector."
-        },
+        metadata={"help": "Path to an mm_projector.bin from stage-1 pretraining to initialise the projector."},
     )
     mm_projector_type: str | None = field(
         default="linear",
-        metadata={
-            "help": "Projector architecture: linear, mlp{N}x_gelu (mlp2x_gelu for LLaVA-1.5) or identity."
-        },
+        metadata={"help": "Projector architecture: linear, mlp{N}x_gelu (mlp2x_gelu for LLaVA-1.5) or identity."},
     )
     mm_use_im_start_end: bool = field(
         default=False,
-        metadata={
-            "help": "Wrap each image in <im_start> ... <im_end> tokens (adds them to the vocabulary)."
-        },
+        metadata={"help": "Wrap each image in <im_start> ... <im_end> tokens (adds them to the vocabulary)."},
     )
     mm_use_im_patch_token: bool = field(
         default=True,
@@ -130,15 +112,11 @@ class ModelArguments:
     )
     mm_patch_merge_type: str | None = field(
         default="flat",
-        metadata={
-            "help": "How image patch features are merged; only 'flat' (LLaVA-1.5) is supported."
-        },
+        metadata={"help": "How image patch features are merged; only 'flat' (LLaVA-1.5) is supported."},
     )
     mm_vision_select_feature: str | None = field(
         default="patch",
-        metadata={
-            "help": "'patch' drops the CLS position from the image features, 'cls_patch' keeps it."
-        },
+        metadata={"help": "'patch' drops the CLS position from the image features, 'cls_patch' keeps it."},
     )
 
 
@@ -156,15 +134,11 @@ class DataArguments:
     )
     lazy_preprocess: bool = field(
         default=False,
-        metadata={
-            "help": "Accepted for upstream compatibility: samples are always tokenized lazily."
-        },
+        metadata={"help": "Accepted for upstream compatibility: samples are always tokenized lazily."},
     )
     is_multimodal: bool = field(
         default=False,
-        metadata={
-            "help": "Treat the data as image+text; train() turns it on when --vision_tower is given."
-        },
+        metadata={"help": "Treat the data as image+text; train() turns it on when --vision_tower is given."},
     )
     image_folder: str | None = field(
         default=None,
@@ -172,9 +146,7 @@ class DataArguments:
     )
     image_aspect_ratio: str = field(
         default="square",
-        metadata={
-            "help": "'square': resize as CLIP does; 'pad': pad to a square with the mean colour first."
-        },
+        metadata={"help": "'square': resize as CLIP does; 'pad': pad to a square with the mean colour first."},
     )
     # Not upstream: used by the pre-flight data check (llava/train/preflight.py).
     skip_flagged_samples: bool = field(
@@ -227,15 +199,11 @@ class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TR
     )
     optim: str = field(
         default="adamw_torch",
-        metadata={
-            "help": "Optimizer name (transformers OptimizerNames); upstream uses adamw_torch."
-        },
+        metadata={"help": "Optimizer name (transformers OptimizerNames); upstream uses adamw_torch."},
     )
     remove_unused_columns: bool = field(
         default=False,
-        metadata={
-            "help": "Keep every collated key (images included) when batches reach the model."
-        },
+        metadata={"help": "Keep every collated key (images included) when batches reach the model."},
     )
     freeze_mm_mlp_adapter: bool = field(
         default=False,
@@ -243,21 +211,15 @@ class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TR
     )
     mpt_attn_impl: str | None = field(
         default="triton",
-        metadata={
-            "help": "Accepted for upstream compatibility; unused (MPT models are not supported)."
-        },
+        metadata={"help": "Accepted for upstream compatibility; unused (MPT models are not supported)."},
     )
     model_max_length: int = field(
         default=512,
-        metadata={
-            "help": "Maximum sequence length in tokens. Sequences are right padded (and possibly truncated)."
-        },
+        metadata={"help": "Maximum sequence length in tokens. Sequences are right padded (and possibly truncated)."},
     )
     double_quant: bool = field(
         default=True,
-        metadata={
-            "help": "Compress the quantization statistics through double quantization (--bits 4)."
-        },
+        metadata={"help": "Compress the quantization statistics through double quantization (--bits 4)."},
     )
     quant_type: str = field(
         default="nf4",
@@ -265,23 +227,17 @@ class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TR
     )
     bits: int = field(
         default=16,
-        metadata={
-            "help": "Weight precision of the language model: 16, or 8 / 4 for bitsandbytes quantization."
-        },
+        metadata={"help": "Weight precision of the language model: 16, or 8 / 4 for bitsandbytes quantization."},
     )
     lora_enable: bool = field(
         default=False,
-        metadata={
-            "help": "Train LoRA adapters on the language model's linear layers (plus the projector)."
-        },
+        metadata={"help": "Train LoRA adapters on the language model's linear layers (plus the projector)."},
     )
     lora_r: int = field(default=64, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(
         default=16, metadata={"help": "LoRA scaling numerator (the update is scaled by alpha / r)."}
     )
-    lora_dropout: float = field(
-        default=0.05, metadata={"help": "Dropout on the LoRA input, in [0, 1)."}
-    )
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input, in [0, 1)."})
     lora_weight_path: str = field(
         default="",
         metadata={"help": "Accepted for upstream compatibility; unused (upstream never reads it)."},
@@ -338,9 +294,7 @@ class ArgumentError(ValueError):
         self.problems = list(problems)
         count = len(self.problems)
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(
-            f"{count} problem{'s' if count != 1 else ''} with the training arguments:\n{lines}"
-        )
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} with the training arguments:\n{lines}")
 
 
 _CHECKS: tuple[Callable[[Any, Any, Any], list[str]], ...] = (
@@ -456,9 +410,7 @@ def _connect_deepspeed_on_cpu(training_args: TrainingArguments) -> None:
     """
     import torch.distributed
 
-    if not (
-        training_args.use_cpu and training_args.deepspeed and torch.distributed.is_initialized()
-    ):
+    if not (training_args.use_cpu and training_args.deepspeed and torch.distributed.is_initialized()):
         return
     import deepspeed
     from deepspeed import comm

@@ -90,8 +90,17 @@ def check_conversation(turns: Any) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     roles: list[str | None] = []
     for number, turn in enumerate(turns):
-        if not isinstance(turn, Mapping) or not isinstance(turn.get("from"), str) or not isinstance(turn.get("value"), str):
-            problems.append(("bad_turn", f"turn {number} must be an object with string 'from' and 'value'; found {str(turn)[:60]!r}"))
+        if (
+            not isinstance(turn, Mapping)
+            or not isinstance(turn.get("from"), str)
+            or not isinstance(turn.get("value"), str)
+        ):
+            problems.append(
+                (
+                    "bad_turn",
+                    f"turn {number} must be an object with string 'from' and 'value'; found {str(turn)[:60]!r}",
+                )
+            )
             roles.append(None)
             continue
         role = turn["from"]
@@ -107,8 +116,11 @@ def check_conversation(turns: Any) -> list[tuple[str, str]]:
         expected = HUMAN if (number - first) % 2 == 0 else GPT
         if roles[number] != expected:
             problems.append(
-                ("bad_alternation", f"turn {number} is from {roles[number]!r} but {expected!r} was expected "
-                 "(turns alternate human, gpt, ...; a leading gpt turn is dropped)")
+                (
+                    "bad_alternation",
+                    f"turn {number} is from {roles[number]!r} but {expected!r} was expected "
+                    "(turns alternate human, gpt, ...; a leading gpt turn is dropped)",
+                )
             )
             break
     if first == len(roles):
@@ -312,7 +324,9 @@ class SelectedEntries(list):
     position of each record in the file) and ``data_path``.
     """
 
-    def __init__(self, entries: Iterable[Any], source_indices: Iterable[int], data_path: str | os.PathLike | None = None):
+    def __init__(
+        self, entries: Iterable[Any], source_indices: Iterable[int], data_path: str | os.PathLike | None = None
+    ):
         super().__init__(entries)
         self.source_indices = list(source_indices)
         self.data_path = None if data_path is None else str(data_path)
@@ -509,7 +523,9 @@ class DataCollatorForSupervisedDataset:
     def __call__(self, instances: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
-            raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.unk_token as upstream does")
+            raise ValueError(
+                "the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.unk_token as upstream does"
+            )
         max_length = self.tokenizer.model_max_length
         input_ids = torch.nn.utils.rnn.pad_sequence(
             [torch.as_tensor(instance["input_ids"], dtype=torch.long) for instance in instances],
@@ -554,4 +570,6 @@ def make_supervised_data_module(
         entries=entries,
         entry_indices=entry_indices,
     )
-    return dict(train_dataset=train_dataset, eval_dataset=None, data_collator=DataCollatorForSupervisedDataset(tokenizer))
+    return dict(
+        train_dataset=train_dataset, eval_dataset=None, data_collator=DataCollatorForSupervisedDataset(tokenizer)
+    )

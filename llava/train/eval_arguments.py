@@ -37,9 +37,7 @@ class EvalArguments:
     )
     validation_image_folder: str | None = field(
         default=None,
-        metadata={
-            "help": "Folder the validation records' image paths are relative to; default: --image_folder."
-        },
+        metadata={"help": "Folder the validation records' image paths are relative to; default: --image_folder."},
     )
     eval_generate: bool | None = field(
         default=None,
@@ -137,9 +135,7 @@ def validate_evaluation_args(model_args, data_args, training_args) -> list[str]:
             )
     else:
         if not os.path.isfile(path):
-            problems.append(
-                f"--validation_data_path {path}: no such file (looked for {os.path.abspath(path)})"
-            )
+            problems.append(f"--validation_data_path {path}: no such file (looked for {os.path.abspath(path)})")
         if strategy == "no" and not eval_on_start:
             problems.append(
                 f"--validation_data_path {path} with --eval_strategy no: nothing would evaluate; "
@@ -147,8 +143,7 @@ def validate_evaluation_args(model_args, data_args, training_args) -> list[str]:
             )
     if image_folder is not None and not os.path.isdir(image_folder):
         problems.append(
-            f"--validation_image_folder {image_folder}: no such folder "
-            f"(looked for {os.path.abspath(image_folder)})"
+            f"--validation_image_folder {image_folder}: no such folder (looked for {os.path.abspath(image_folder)})"
         )
     if needs_generation(metric):
         if generate is False:
@@ -179,18 +174,12 @@ def validate_evaluation_args(model_args, data_args, training_args) -> list[str]:
             f"--eval_max_samples {max_samples}: use a positive count, or leave it out to answer every question"
         )
     if training_args.eval_max_new_tokens < 1:
-        problems.append(
-            f"--eval_max_new_tokens {training_args.eval_max_new_tokens}: use a positive count (16 for VQA)"
-        )
+        problems.append(f"--eval_max_new_tokens {training_args.eval_max_new_tokens}: use a positive count (16 for VQA)")
     if training_args.eval_log_examples < 0:
-        problems.append(
-            f"--eval_log_examples {training_args.eval_log_examples}: use 0 (no table) or a positive count"
-        )
+        problems.append(f"--eval_log_examples {training_args.eval_log_examples}: use 0 (no table) or a positive count")
     normalization = training_args.eval_normalization
     if normalization not in NORMALIZATIONS:
         problems.append(f"--eval_normalization {normalization}: use one of {', '.join(NORMALIZATIONS)}")
     if training_args.per_device_eval_batch_size < 1:
-        problems.append(
-            f"--per_device_eval_batch_size {training_args.per_device_eval_batch_size}: use a positive size"
-        )
+        problems.append(f"--per_device_eval_batch_size {training_args.per_device_eval_batch_size}: use a positive size")
     return problems

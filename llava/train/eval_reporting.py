@@ -15,7 +15,13 @@ from pathlib import Path
 from llava.utils import atomic_path, finite_or_none, write_atomic
 
 __all__ = [
-    "CURVES_FILE", "EVAL_FOLDER", "HISTORY_FILE", "answers_summary", "epoch_tag", "plot_curves", "read_history",
+    "CURVES_FILE",
+    "EVAL_FOLDER",
+    "HISTORY_FILE",
+    "answers_summary",
+    "epoch_tag",
+    "plot_curves",
+    "read_history",
     "write_evaluation",
 ]
 
@@ -54,11 +60,15 @@ def plot_curves(history: Sequence[Mapping], path: str | os.PathLike) -> None:
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     for axes, keys, ylabel in (
         (loss_axes, (("eval_loss", "eval loss", "o"),), "loss"),
-        (accuracy_axes, (
+        (
+            accuracy_axes,
+            (
                 ("vqa_accuracy", "VQA accuracy", "o"),
                 ("exact_match", "exact match", "s"),
                 ("choice_accuracy", "choice accuracy", "^"),
-            ), "percent"),
+            ),
+            "percent",
+        ),
     ):
         for key, label, marker in keys:
             points = [(entry["epoch"], entry[key]) for entry in history if entry.get(key) is not None]

@@ -39,8 +39,6 @@ class ImageSettings:
     image_aspect_ratio: str
 
 
-
-
 def _rank_and_world_size() -> tuple[int, int]:
     import torch.distributed as dist
 
@@ -241,9 +239,7 @@ class LLaVAEvaluator:
         from llava.metrics.choices import parse_choice
         from llava.metrics.vqa import exact_match, vqa_accuracy
 
-        by_position = {
-            item.position: text for item, text in zip(self.choice_items, choice_predictions, strict=True)
-        }
+        by_position = {item.position: text for item, text in zip(self.choice_items, choice_predictions, strict=True)}
         records = []
         for item, prediction in zip(self.items, predictions, strict=True):
             record = {
@@ -253,7 +249,9 @@ class LLaVAEvaluator:
                 "prediction": prediction,
                 "answers": list(item.answers),
                 "question_type": item.question_type,
-                "vqa_accuracy": vqa_accuracy(prediction, item.answers, stem=self.stem, normalization=self.normalization),
+                "vqa_accuracy": vqa_accuracy(
+                    prediction, item.answers, stem=self.stem, normalization=self.normalization
+                ),
                 "exact_match": exact_match(prediction, item.answers, stem=self.stem, normalization=self.normalization),
             }
             if item.position in by_position and item.choices is not None:
@@ -313,7 +311,9 @@ class LLaVAEvaluator:
                 scores["vqa_accuracy"],
                 scores["exact_match"],
                 scores["count"],
-                "" if choice_scores is None else f"; choice accuracy {choice_scores['choice_accuracy']:.2f} "
+                ""
+                if choice_scores is None
+                else f"; choice accuracy {choice_scores['choice_accuracy']:.2f} "
                 f"on {choice_scores['count']} ({choice_scores['unparsed']} unparsed)",
                 seconds,
                 scores["count"] / max(seconds, 1e-9),
@@ -361,7 +361,9 @@ class LLaVAEvaluator:
         from transformers.trainer_utils import EvalLoopOutput
 
         state = trainer.state
-        metrics = self.evaluate(trainer.model, epoch=state.epoch, global_step=state.global_step, device=trainer.args.device)
+        metrics = self.evaluate(
+            trainer.model, epoch=state.epoch, global_step=state.global_step, device=trainer.args.device
+        )
         if "wandb" in (trainer.args.report_to or []) and trainer.is_world_process_zero():
             self.log_examples_to_wandb(state.epoch, state.global_step)
         return EvalLoopOutput(
@@ -394,7 +396,9 @@ class LLaVAEvaluator:
             return False
         if getattr(wandb, "run", None) is None:
             return False
-        table = wandb.Table(columns=["epoch", "question_id", "image", "question", "prediction", "answers", "vqa_accuracy"])
+        table = wandb.Table(
+            columns=["epoch", "question_id", "image", "question", "prediction", "answers", "vqa_accuracy"]
+        )
         for record in self.last_records[: self.log_examples]:
             thumbnail = self._thumbnail(record["image"])
             table.add_data(
@@ -408,8 +412,6 @@ class LLaVAEvaluator:
             )
         wandb.run.log({"eval/examples": table, "train/global_step": global_step})
         return True
-
-
 
 
 def build_evaluator(tokenizer, template, data_args, training_args, num_image_tokens: int) -> LLaVAEvaluator | None:
@@ -456,7 +458,9 @@ def build_evaluator(tokenizer, template, data_args, training_args, num_image_tok
         items = select_subset(everything, training_args.eval_max_samples, seed)
         logger.info(
             "Evaluation: loss on %d validation records, generation on %d of %d questions (%s)",
-            len(entries), len(items), len(everything),
+            len(entries),
+            len(items),
+            len(everything),
             "all" if len(items) == len(everything) else f"drawn with seed {seed}",
         )
     multiple_choice = training_args.eval_multiple_choice
@@ -469,7 +473,11 @@ def build_evaluator(tokenizer, template, data_args, training_args, num_image_tok
     if with_choices and multiple_choice is not False:
         logger.info("Evaluation: %d questions also asked as multiple choice (choice_accuracy)", with_choices)
     metric = training_args.metric_for_best_model
-    if metric and metric.removeprefix("eval_") == "choice_accuracy" and not (with_choices and multiple_choice is not False):
+    if (
+        metric
+        and metric.removeprefix("eval_") == "choice_accuracy"
+        and not (with_choices and multiple_choice is not False)
+    ):
         raise ValueError(
             f"--metric_for_best_model {metric} needs multiple-choice questions ('choices' and 'correct_choice_idx' "
             f"in {path}) and --eval_multiple_choice not False; use --metric_for_best_model vqa_accuracy"

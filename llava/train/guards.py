@@ -100,12 +100,16 @@ class DivergenceGuard:
 
         Every rank checks its own (under ZeRO-3: its partition) and all agree.
         """
-        bad = [name for name, param in named_parameters
-               if param.requires_grad and param.numel() and not bool(torch.isfinite(param.detach()).all())]
+        bad = [
+            name
+            for name, param in named_parameters
+            if param.requires_grad and param.numel() and not bool(torch.isfinite(param.detach()).all())
+        ]
         if any_rank(bool(bad)):
             detail = f": {bad[:5]}" if bad else " (on another rank)"
-            raise TrainingDiverged(f"trainable weights are non-finite at step {step}{detail}; {what} was not saved"
-                                   + self._advice())
+            raise TrainingDiverged(
+                f"trainable weights are non-finite at step {step}{detail}; {what} was not saved" + self._advice()
+            )
 
     def check_loss(self, loss: torch.Tensor, step: int, sample_ids: Sequence | None) -> None:
         """After each micro-batch's backward: every rank agrees whether any loss was non-finite."""
@@ -211,8 +215,11 @@ class PreemptionGuard(TrainerCallback):
             control.should_save = True
             control.should_evaluate = False  # the grace period is for the checkpoint, not an evaluation
             control.should_training_stop = True
-            logger.warning("Stopping at step %d: a checkpoint is being written (reason: %s).",
-                           state.global_step, self.requested or "another rank was signalled")
+            logger.warning(
+                "Stopping at step %d: a checkpoint is being written (reason: %s).",
+                state.global_step,
+                self.requested or "another rank was signalled",
+            )
         return control
 
     def on_epoch_end(self, args, state, control, **kwargs):
@@ -281,7 +288,9 @@ class OutputDirLock:
             except FileExistsError:
                 holder = self._holder()
                 if holder is not None and holder.get("host") == me["host"] and not _process_alive(int(holder["pid"])):
-                    logger.warning("Removing the stale lock %s of PID %s (no longer running).", self.path, holder["pid"])
+                    logger.warning(
+                        "Removing the stale lock %s of PID %s (no longer running).", self.path, holder["pid"]
+                    )
                     self.path.unlink(missing_ok=True)
                     continue
                 if holder is None:  # being written right now, or unreadable: look again

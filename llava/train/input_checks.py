@@ -35,13 +35,17 @@ def _check_model_folder(flag: str, name: str | None, what: str) -> list[str]:
         return []
     folder = Path(name).expanduser()
     if not folder.exists():
-        return [f"{flag} {name}: no such folder (looked for {folder.resolve()}); give the local {what} "
-                "folder, or a Hugging Face Hub id such as org/name"]
+        return [
+            f"{flag} {name}: no such folder (looked for {folder.resolve()}); give the local {what} "
+            "folder, or a Hugging Face Hub id such as org/name"
+        ]
     if not folder.is_dir():
         return [f"{flag} {name} is a file; give the {what} folder (the one holding config.json)"]
     if not (folder / "config.json").is_file():
-        return [f"{flag} {name} has no config.json: it is not a saved {what}; point {flag} at the folder "
-                "save_pretrained wrote (config.json next to the weights)"]
+        return [
+            f"{flag} {name} has no config.json: it is not a saved {what}; point {flag} at the folder "
+            "save_pretrained wrote (config.json next to the weights)"
+        ]
     return []
 
 
@@ -55,11 +59,15 @@ def _check_output_dir(output_dir: str | None) -> list[str]:
     while not existing.exists():  # the nearest folder that exists is where makedirs starts
         existing = existing.parent
     if not existing.is_dir():
-        return [f"--output_dir {output_dir}: {existing} is a file, so the folder cannot be created; "
-                "choose another --output_dir"]
+        return [
+            f"--output_dir {output_dir}: {existing} is a file, so the folder cannot be created; "
+            "choose another --output_dir"
+        ]
     if not os.access(existing, os.W_OK | os.X_OK):
-        return [f"--output_dir {output_dir}: {existing} is not writable by this user, so no checkpoint could "
-                "be saved; choose a writable --output_dir or fix the folder's permissions"]
+        return [
+            f"--output_dir {output_dir}: {existing} is not writable by this user, so no checkpoint could "
+            "be saved; choose a writable --output_dir or fix the folder's permissions"
+        ]
     return []
 
 

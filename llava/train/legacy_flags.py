@@ -20,7 +20,6 @@ logger = logging.getLogger("llava")
 __all__ = ["LEGACY_FLAGS", "LegacyFlag", "LegacyTrainingFlags", "apply_legacy_flags", "fit_to_machine"]
 
 
-
 def _identity(value: str) -> Any:
     return value
 
@@ -66,9 +65,7 @@ class LegacyFlag:
 
 
 LEGACY_FLAGS: tuple[LegacyFlag, ...] = (
-    LegacyFlag(
-        "evaluation_strategy", "eval_strategy", "renamed to --eval_strategy in transformers 5"
-    ),
+    LegacyFlag("evaluation_strategy", "eval_strategy", "renamed to --eval_strategy in transformers 5"),
     LegacyFlag(
         "warmup_ratio",
         "warmup_steps",
@@ -215,12 +212,8 @@ def apply_legacy_flags(
     return problems
 
 
-_TF32_NOTE = (
-    "--tf32 True ignored: TF32 is a CUDA (Ampere or newer) feature and this machine has no CUDA"
-)
-_USE_CPU_NOTE = (
-    "no CUDA device: setting --use_cpu True (DeepSpeed runs its processes on the CPU over gloo)"
-)
+_TF32_NOTE = "--tf32 True ignored: TF32 is a CUDA (Ampere or newer) feature and this machine has no CUDA"
+_USE_CPU_NOTE = "no CUDA device: setting --use_cpu True (DeepSpeed runs its processes on the CPU over gloo)"
 
 
 def fit_to_machine(values: dict[str, Any], given: set[str] | frozenset[str], *, cuda_available: bool) -> None:

@@ -27,7 +27,6 @@ from llava.train.guards import DivergenceGuard
 logger = logging.getLogger("llava")
 
 
-
 def _split_even(indices: list[int], lengths: list[int], chunks: int) -> list[list[int]]:
     """Deal ``indices`` into ``chunks`` lists of equal size, balancing total length."""
     if len(indices) % chunks:
@@ -88,7 +87,9 @@ def split_to_even_chunks(indices: list[int], lengths: list[int], num_chunks: int
     return _split_even(indices, lengths, num_chunks)
 
 
-def get_length_grouped_indices(lengths, batch_size: int, world_size: int, generator=None, merge: bool = True) -> list[int]:
+def get_length_grouped_indices(
+    lengths, batch_size: int, world_size: int, generator=None, merge: bool = True
+) -> list[int]:
     """Upstream's name for ``length_grouped_indices`` (``merge`` is accepted; upstream always flattens)."""
     return length_grouped_indices(lengths, batch_size, world_size, generator)
 
@@ -107,8 +108,16 @@ class LengthGroupedSampler(Sampler):
     whose state on resume differs from an uninterrupted run's.
     """
 
-    def __init__(self, batch_size: int, world_size: int, lengths=None, generator=None,
-                 variable_length: bool = False, group_by_modality: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        batch_size: int,
+        world_size: int,
+        lengths=None,
+        generator=None,
+        variable_length: bool = False,
+        group_by_modality: bool = False,
+        seed: int = 0,
+    ):
         if lengths is None:
             raise ValueError("LengthGroupedSampler needs the per-sample lengths.")
         self.batch_size = batch_size
@@ -228,14 +237,16 @@ class LLaVATrainer(Trainer):
             key = name if name.startswith("eval_") else f"eval_{name}"
             value = metrics.get(key)
             if value is not None and not math.isfinite(float(value)):
-                logger.warning("%s is %s at step %d: not a candidate for the best checkpoint.",
-                               key, value, self.state.global_step)
+                logger.warning(
+                    "%s is %s at step %d: not a candidate for the best checkpoint.", key, value, self.state.global_step
+                )
                 return False
         return super()._determine_best_metric(metrics, trial)
 
     # [patch 0001-eval-between-epochs]
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
-                        metric_key_prefix="eval"):
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
         """The validation set goes to the LLaVA evaluator (token-weighted loss, generation, VQA accuracy)."""
         evaluator = self.llava_evaluator
         if evaluator is not None and getattr(dataloader, "dataset", None) is evaluator.eval_dataset:

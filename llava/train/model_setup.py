@@ -101,9 +101,7 @@ def prepare_for_training(model, training_args):
     if training_args.bits in (4, 8):
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=training_args.gradient_checkpointing
-        )
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
     if training_args.gradient_checkpointing:
         model.enable_input_require_grads()
     return model
@@ -232,7 +230,9 @@ def build_model(model_args, data_args, training_args, tokenizer, attn_implementa
     cast_for_kbit(model, training_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    logger.info("Trainable parameters: %s of %s (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / max(total, 1))
+    logger.info(
+        "Trainable parameters: %s of %s (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / max(total, 1)
+    )
     return model
 
 

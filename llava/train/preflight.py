@@ -190,7 +190,9 @@ class PreflightReport:
             self.raise_if_problems(max_per_kind, skip_hint)
         kept = self.kept_entries()
         if not kept:
-            raise PreflightError(self.format(max_per_kind, None) + "\nEvery record is flagged: nothing to train on.", self)
+            raise PreflightError(
+                self.format(max_per_kind, None) + "\nEvery record is flagged: nothing to train on.", self
+            )
         logger.warning("%s", self.format(max_per_kind, None))
         logger.warning(
             "Preflight: skipped %d flagged records of %d in %s; training on %d.",
@@ -213,8 +215,11 @@ def _load(data_path: str, report: PreflightReport) -> list | None:
         with open(data_path, encoding="utf-8") as handle:
             text = handle.read()
         if not text.strip():
-            return fail("no_records", f"data file {data_path} is empty: write the training records into it "
-                        "(a JSON list of LLaVA conversation records) or point --data_path at the right file")
+            return fail(
+                "no_records",
+                f"data file {data_path} is empty: write the training records into it "
+                "(a JSON list of LLaVA conversation records) or point --data_path at the right file",
+            )
         data = json.loads(text)
     except FileNotFoundError:
         return fail("data_file_missing", f"data file {data_path} does not exist")
@@ -225,8 +230,11 @@ def _load(data_path: str, report: PreflightReport) -> list | None:
     if not isinstance(data, list):
         return fail("not_a_list", f"data file {data_path} holds a JSON {type(data).__name__}, not a list of records")
     if not data:
-        return fail("no_records", f"data file {data_path} is an empty list: nothing to train on; "
-                    "point --data_path at the file with the records")
+        return fail(
+            "no_records",
+            f"data file {data_path} is an empty list: nothing to train on; "
+            "point --data_path at the file with the records",
+        )
     return data
 
 
@@ -262,8 +270,13 @@ def _check_images(paths: dict[str, list[int]]) -> dict[str, tuple[str, str]]:
     workers = min(32, 4 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         checked = pool.map(_check_image_file, paths)
-        bar = tqdm(zip(paths, checked, strict=True), total=len(paths), desc="preflight: images",
-                   unit="img", disable=len(paths) < PROGRESS_BAR_FROM)
+        bar = tqdm(
+            zip(paths, checked, strict=True),
+            total=len(paths),
+            desc="preflight: images",
+            unit="img",
+            disable=len(paths) < PROGRESS_BAR_FROM,
+        )
         for path, problem in bar:
             if problem is not None:
                 results[path] = problem
@@ -344,7 +357,11 @@ def run_preflight(
     image_users: dict[str, list[int]] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
-            flag(index, "entry_not_object", f"a record must be a JSON object; found {type(entry).__name__} {str(entry)[:40]!r}")
+            flag(
+                index,
+                "entry_not_object",
+                f"a record must be a JSON object; found {type(entry).__name__} {str(entry)[:40]!r}",
+            )
             continue
         turns = entry.get("conversations")
         turn_problems = check_conversation(turns)
@@ -364,16 +381,27 @@ def run_preflight(
             in_human, in_all = _image_counts(turns)
             if has_image and in_human == 0:
                 where = " (it appears in a gpt turn)" if in_all else ""
-                flag(index, "image_token_missing", f"has 'image' {image_file!r} but no {DEFAULT_IMAGE_TOKEN} in its human turns{where}")
+                flag(
+                    index,
+                    "image_token_missing",
+                    f"has 'image' {image_file!r} but no {DEFAULT_IMAGE_TOKEN} in its human turns{where}",
+                )
             if not has_image and in_all > 0:
-                flag(index, "image_key_missing", f"{DEFAULT_IMAGE_TOKEN} appears {in_all}x but the record has no 'image'")
+                flag(
+                    index, "image_key_missing", f"{DEFAULT_IMAGE_TOKEN} appears {in_all}x but the record has no 'image'"
+                )
             if in_all > 1:
                 flag(index, "multiple_image_tokens", f"{DEFAULT_IMAGE_TOKEN} appears {in_all} times")
 
         if not any(kind in STRUCTURAL_PROBLEMS for kind, _ in turn_problems):
             problem = _token_problem(
-                turns, has_image, tokenizer, template, mm_use_im_start_end if is_multimodal else None,
-                model_max_length, num_image_tokens
+                turns,
+                has_image,
+                tokenizer,
+                template,
+                mm_use_im_start_end if is_multimodal else None,
+                model_max_length,
+                num_image_tokens,
             )
             if problem is not None:
                 flag(index, *problem)
@@ -396,13 +424,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data_path", required=True, help="the training JSON (a list of LLaVA records)")
     parser.add_argument("--image_folder", default=None, help="folder the records' 'image' paths are relative to")
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder or hub id (the model's)")
-    parser.add_argument("--version", default="v1", help="conversation template key, as train.py's --version (default v1)")
+    parser.add_argument(
+        "--version", default="v1", help="conversation template key, as train.py's --version (default v1)"
+    )
     parser.add_argument("--model_max_length", type=int, default=2048, help="training --model_max_length (default 2048)")
-    parser.add_argument("--num_image_tokens", type=int, default=576,
-                        help="positions one image takes after splicing (576 for CLIP ViT-L/14-336)")
+    parser.add_argument(
+        "--num_image_tokens",
+        type=int,
+        default=576,
+        help="positions one image takes after splicing (576 for CLIP ViT-L/14-336)",
+    )
     parser.add_argument("--mm_use_im_start_end", action="store_true", help="as train.py's --mm_use_im_start_end True")
-    parser.add_argument("--skip_flagged", action="store_true", help="report problems but keep the clean records (exit 0)")
-    parser.add_argument("--kept_path", default=None, help="with --skip_flagged: write the clean records to this JSON file")
+    parser.add_argument(
+        "--skip_flagged", action="store_true", help="report problems but keep the clean records (exit 0)"
+    )
+    parser.add_argument(
+        "--kept_path", default=None, help="with --skip_flagged: write the clean records to this JSON file"
+    )
     parser.add_argument("--max_per_kind", type=int, default=10, help="problems listed per kind (counts stay exact)")
     return parser.parse_args(argv)
 

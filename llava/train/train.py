@@ -194,7 +194,8 @@ def fit(trainer, training_args, preemption=None) -> None:
     if preemption is not None and preemption.preempted:
         logger.warning(
             "Preempted: checkpoint-%d is saved in %s. Run the same command again to resume from it.",
-            trainer.state.global_step, training_args.output_dir,
+            trainer.state.global_step,
+            training_args.output_dir,
         )
         raise Preempted()
     trainer.save_state()

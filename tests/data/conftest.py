@@ -105,9 +105,7 @@ class OfficialData:
         for split, coco in COCO_SPLITS.items():
             questions = {"info": {}, "data_subtype": coco, "questions": self.questions[split]}
             annotations = {"info": {}, "data_subtype": coco, "annotations": self.annotations[split]}
-            (self.okvqa_dir / f"OpenEnded_mscoco_{coco}_questions.json").write_text(
-                json.dumps(questions)
-            )
+            (self.okvqa_dir / f"OpenEnded_mscoco_{coco}_questions.json").write_text(json.dumps(questions))
             (self.okvqa_dir / f"mscoco_{coco}_annotations.json").write_text(json.dumps(annotations))
         return self
 
@@ -115,13 +113,9 @@ class OfficialData:
         """Where the COCO image of ``image_id`` lives."""
         return self.coco_dir / COCO_SPLITS[split] / coco_name(split, image_id)
 
-    def add(
-        self, split: str, question_id, image_id, question, answers, question_type="one", image=True
-    ):
+    def add(self, split: str, question_id, image_id, question, answers, question_type="one", image=True):
         """Add a question with its annotation (and its image unless image=False)."""
-        self.questions[split].append(
-            {"image_id": image_id, "question": question, "question_id": question_id}
-        )
+        self.questions[split].append({"image_id": image_id, "question": question, "question_id": question_id})
         self.annotations[split].append(annotation(question_id, image_id, answers, question_type))
         if image:
             self.image_path(split, image_id).write_bytes(jpeg_bytes(image_id))
@@ -147,9 +141,7 @@ def official(tmp_path) -> OfficialData:
     return build_official(tmp_path)
 
 
-def write_export(
-    path: Path, layout: str, split: str, rows=None, image_bytes=None, fmt: str = "parquet"
-) -> Path:
+def write_export(path: Path, layout: str, split: str, rows=None, image_bytes=None, fmt: str = "parquet") -> Path:
     """Write rows as a Hugging Face export in one of the three layouts of docs/OKVQA.md.
 
     layout: 'fatima' (Multimodal-Fatima/OK-VQA_*), 'm4' (HuggingFaceM4/OK-VQA) or
@@ -161,10 +153,7 @@ def write_export(
 
     rows = rows if rows is not None else (TRAIN_ROWS if split == "train" else VAL_ROWS)
     image_bytes = image_bytes or {}
-    images = [
-        {"bytes": image_bytes.get(image_id, jpeg_bytes(image_id)), "path": None}
-        for _, image_id, _, _, _ in rows
-    ]
+    images = [{"bytes": image_bytes.get(image_id, jpeg_bytes(image_id)), "path": None} for _, image_id, _, _, _ in rows]
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     answer_type = pa.struct(
         [

@@ -101,10 +101,7 @@ def test_bad_entries_are_reported_together_and_skippable(dataset, tmp_path, caps
     entries[4]["question_id"] = entries[5]["question_id"]
     path.write_text(json.dumps(entries))
     (
-        dataset
-        / "coco"
-        / "val2017"
-        / f"{load(dataset / 'aokvqa' / 'aokvqa_v1p0_val.json')[0]['image_id']:012d}.jpg"
+        dataset / "coco" / "val2017" / f"{load(dataset / 'aokvqa' / 'aokvqa_v1p0_val.json')[0]['image_id']:012d}.jpg"
     ).unlink()
     argv = [
         "--aokvqa-dir",
@@ -137,8 +134,6 @@ def test_bad_entries_are_reported_together_and_skippable(dataset, tmp_path, caps
 
 def test_option_problems_are_reported_together(tmp_path):
     with pytest.raises(ConversionError) as raised:
-        convert(
-            AokvqaConfig(aokvqa_dir=tmp_path, coco_dir=None, val_size=-1, out_dir=tmp_path / "out")
-        )
+        convert(AokvqaConfig(aokvqa_dir=tmp_path, coco_dir=None, val_size=-1, out_dir=tmp_path / "out"))
     for text in ("aokvqa_v1p0_train.json", "--coco-dir is needed", "--val-size must be 0 or more"):
         assert text in str(raised.value)

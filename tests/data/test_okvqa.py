@@ -26,9 +26,7 @@ SUFFIX = "Answer the question using a single word or phrase."
 
 def run(data, out: Path, **options):
     """Convert an official-layout fixture in-process."""
-    config = ConvertConfig(
-        okvqa_dir=data.okvqa_dir, coco_dir=data.coco_dir, out_dir=out, progress=False, **options
-    )
+    config = ConvertConfig(okvqa_dir=data.okvqa_dir, coco_dir=data.coco_dir, out_dir=out, progress=False, **options)
     return convert(config)
 
 
@@ -51,9 +49,7 @@ def targets(records) -> dict:
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # --------------------------------------------------------------------------
@@ -140,10 +136,7 @@ def test_cli_prints_summary_with_image_folder(official, tmp_path, capsys):
     assert cli(official, tmp_path / "out") == 0
     printed = capsys.readouterr().out
     assert "train            4 questions       3 images" in printed
-    assert (
-        f"--data_path {tmp_path / 'out' / 'train.json'} --image_folder {official.coco_dir.resolve()}"
-        in printed
-    )
+    assert f"--data_path {tmp_path / 'out' / 'train.json'} --image_folder {official.coco_dir.resolve()}" in printed
     assert "skipped nothing" in printed
     assert "val target length: 1 word 66.7%, 2 words 33.3%" in printed
 
@@ -344,9 +337,7 @@ def test_duplicate_keeps_the_first_copy(official, tmp_path):
     out = tmp_path / "out"
     run(official, out, skip_duplicates=True)
     record = next(r for r in load(out / "train.json") if r["question_id"] == 4560)
-    assert record["conversations"][0]["value"].startswith(
-        "<image>\nWhich company makes this vehicle?"
-    )
+    assert record["conversations"][0]["value"].startswith("<image>\nWhich company makes this vehicle?")
 
 
 def test_question_id_in_both_splits_drops_the_train_copy(official, tmp_path):
@@ -401,8 +392,7 @@ def test_all_problems_are_reported_in_one_error(official, tmp_path, capsys):
     assert lines[5].startswith(f"- 1 questions whose image is missing or unreadable in {val_file}")
     assert "val2014/COCO_val2014_000000000222.jpg unreadable" in lines[5]
     assert lines[6] == (
-        "Fix the input, or drop these questions with: "
-        "--skip-missing-annotations --skip-bad-answers --skip-bad-images"
+        "Fix the input, or drop these questions with: --skip-missing-annotations --skip-bad-answers --skip-bad-images"
     )
 
 
@@ -481,9 +471,7 @@ def test_val_subset_from_val_is_seeded(official, tmp_path):
     summary = run(official, tmp_path / "a", val_size=2, seed=3)
     run(official, tmp_path / "b", val_size=2, seed=3)
     subset = load(tmp_path / "a" / "val_subset.json")
-    assert (tmp_path / "a" / "val_subset.json").read_bytes() == (
-        tmp_path / "b" / "val_subset.json"
-    ).read_bytes()
+    assert (tmp_path / "a" / "val_subset.json").read_bytes() == (tmp_path / "b" / "val_subset.json").read_bytes()
     assert len(subset) == 2 and ids(subset) == sorted(ids(subset))
     assert set(ids(subset)) <= set(ids(load(tmp_path / "a" / "val.json")))
     assert len(load(tmp_path / "a" / "val.json")) == 3  # val itself stays whole
@@ -513,9 +501,7 @@ def test_val_subset_from_train_is_disjoint_by_image(tmp_path, okvqa_kit):
         draws.append(tuple(ids(subset)))
     assert len(set(draws)) > 1  # the seed matters
     run(data, tmp_path / "again", val_size=5, val_from="train", seed=0)
-    assert (tmp_path / "again" / "val_subset.json").read_bytes() == (
-        tmp_path / "out0" / "val_subset.json"
-    ).read_bytes()
+    assert (tmp_path / "again" / "val_subset.json").read_bytes() == (tmp_path / "out0" / "val_subset.json").read_bytes()
 
 
 def test_val_size_larger_than_the_pool_fails(official, tmp_path):
@@ -570,9 +556,7 @@ def official_output(official, tmp_path) -> Path:
         ("fatima", "arrow-stream"),
     ],
 )
-def test_exports_give_the_same_records_as_the_official_files(
-    tmp_path, official_output, layout, fmt, okvqa_kit
-):
+def test_exports_give_the_same_records_as_the_official_files(tmp_path, official_output, layout, fmt, okvqa_kit):
     suffix = ".parquet" if fmt == "parquet" else ".arrow"
     train = okvqa_kit.write_export(tmp_path / "hf" / f"train{suffix}", layout, "train", fmt=fmt)
     val = okvqa_kit.write_export(tmp_path / "hf" / f"val{suffix}", layout, "val", fmt=fmt)
@@ -627,9 +611,7 @@ def test_export_image_given_by_path(tmp_path, okvqa_kit):
 
 
 def test_export_bad_image_fails_or_is_skipped(tmp_path, capsys, okvqa_kit):
-    path = okvqa_kit.write_export(
-        tmp_path / "val.parquet", "lmms", "val", image_bytes={222: b"not an image"}
-    )
+    path = okvqa_kit.write_export(tmp_path / "val.parquet", "lmms", "val", image_bytes={222: b"not an image"})
     argv = ["--hf-val", str(path), "--out", str(tmp_path / "out"), "--no-progress"]
     assert main(argv) == 1
     error = capsys.readouterr().err
@@ -637,8 +619,7 @@ def test_export_bad_image_fails_or_is_skipped(tmp_path, capsys, okvqa_kit):
     assert not (tmp_path / "out" / "val.json").exists()
     assert main([*argv, "--skip-bad-images"]) == 0
     assert (
-        "skipped 1 questions whose image is missing or unreadable (--skip-bad-images): 2220"
-        in capsys.readouterr().out
+        "skipped 1 questions whose image is missing or unreadable (--skip-bad-images): 2220" in capsys.readouterr().out
     )
     assert ids(load(tmp_path / "out" / "val.json")) == [1110, 2971475]
 
@@ -665,9 +646,7 @@ def test_unknown_export_layout_names_the_columns(tmp_path):
 
     path = tmp_path / "odd.parquet"
     pq.write_table(pa.table({"img": [b"x"], "q": ["?"]}), path)
-    with pytest.raises(
-        ConversionError, match=r"odd.parquet: cannot tell the OK-VQA layout: .*it has img, q"
-    ):
+    with pytest.raises(ConversionError, match=r"odd.parquet: cannot tell the OK-VQA layout: .*it has img, q"):
         convert(ConvertConfig(hf_val=[path], out_dir=tmp_path / "out", progress=False))
 
 

@@ -55,9 +55,7 @@ def as_dicts(rows=ROWS, image_key="image") -> list[dict]:
     return out
 
 
-def write_csv(
-    path: Path, rows=ROWS, header=("id", "image", "question", "answer", "category"), delimiter=","
-):
+def write_csv(path: Path, rows=ROWS, header=("id", "image", "question", "answer", "category"), delimiter=","):
     with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream, delimiter=delimiter)
         writer.writerow(header)
@@ -71,9 +69,7 @@ def arrow_table(rows=ROWS, embedded: bool = True):
     dicts = as_dicts(rows)
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     images = [
-        {"bytes": jpeg(int(d["image"][3])), "path": None}
-        if embedded
-        else {"bytes": None, "path": d["image"]}
+        {"bytes": jpeg(int(d["image"][3])), "path": None} if embedded else {"bytes": None, "path": d["image"]}
         for d in dicts
     ]
     return pa.table(
@@ -81,9 +77,7 @@ def arrow_table(rows=ROWS, embedded: bool = True):
             "question_id": [d["question_id"] for d in dicts],
             "image": pa.array(images, type=image_type),
             "question": [d["question"] for d in dicts],
-            "answers": [
-                d["answers"] if isinstance(d["answers"], list) else [d["answers"]] for d in dicts
-            ],
+            "answers": [d["answers"] if isinstance(d["answers"], list) else [d["answers"]] for d in dicts],
             "category": [d["category"] for d in dicts],
         }
     )
@@ -99,9 +93,7 @@ def load(path: Path):
 
 
 def by_id(out: Path) -> dict:
-    records = load(out / "train.json") + (
-        load(out / "val.json") if (out / "val.json").exists() else []
-    )
+    records = load(out / "train.json") + (load(out / "val.json") if (out / "val.json").exists() else [])
     return {r["question_id"]: r for r in records}
 
 
@@ -179,19 +171,13 @@ def test_every_input_format_gives_the_same_records(data, tmp_path, fmt):
         with pa.OSFile(str(source / "data-00000-of-00001.arrow"), "wb") as sink:
             with pa.ipc.new_stream(sink, arrow_table().schema) as writer:
                 writer.write_table(arrow_table(), max_chunksize=3)
-        (source / "state.json").write_text(
-            json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]})
-        )
+        (source / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
         (source / "dataset_info.json").write_text("{}")
     elif fmt == "imagefolder-jsonl":
-        (data / "metadata.jsonl").write_text(
-            "".join(json.dumps(d) + "\n" for d in as_dicts(image_key="file_name"))
-        )
+        (data / "metadata.jsonl").write_text("".join(json.dumps(d) + "\n" for d in as_dicts(image_key="file_name")))
         source = data
     else:
-        write_csv(
-            data / "metadata.csv", header=("id", "file_name", "question", "answer", "category")
-        )
+        write_csv(data / "metadata.csv", header=("id", "file_name", "question", "answer", "category"))
         source = data
     out = tmp_path / "out"
     summary = run(out, source)
@@ -200,9 +186,7 @@ def test_every_input_format_gives_the_same_records(data, tmp_path, fmt):
     for qid, record in records.items():
         if fmt in ("parquet-bytes", "save_to_disk"):  # embedded images: named by content hash
             assert record["image"].endswith(".jpg") and len(record["image"]) == 20
-            assert (out / "images" / record["image"]).read_bytes() == jpeg(
-                int(expected[qid]["image"][3])
-            )
+            assert (out / "images" / record["image"]).read_bytes() == jpeg(int(expected[qid]["image"][3]))
             record = {**record, "image": expected[qid]["image"]}
         assert record == expected[qid]
     if fmt in ("parquet-bytes", "save_to_disk"):
@@ -216,10 +200,7 @@ def test_split_by_image_is_seeded_and_disjoint(tmp_path):
     rows = []
     for image in range(20):
         (data / f"{image}.jpg").write_bytes(jpeg(image))
-        rows += [
-            (f"q{image}-{k}", f"{image}.jpg", f"Question {k}?", "yes", "")
-            for k in range(1 + image % 3)
-        ]
+        rows += [(f"q{image}-{k}", f"{image}.jpg", f"Question {k}?", "yes", "") for k in range(1 + image % 3)]
     source = write_csv(data / "vqa.csv", rows)
     first = run(tmp_path / "a", source, val_fraction=0.25, seed=1, val_size=4, image_check=False)
     train, val = load(tmp_path / "a" / "train.json"), load(tmp_path / "a" / "val.json")
@@ -235,9 +216,7 @@ def test_split_by_image_is_seeded_and_disjoint(tmp_path):
     questions = (tmp_path / "a" / "val_questions.jsonl").read_text().splitlines()
     assert json.loads(questions[0])["text"] == f"{val[0]['conversations'][0]['value'][8:]}"
     annotations = load(tmp_path / "a" / "val_annotations.json")
-    assert annotations["split"] == "val" and list(annotations["questions"]) == [
-        r["id"] for r in val
-    ]
+    assert annotations["split"] == "val" and list(annotations["questions"]) == [r["id"] for r in val]
 
 
 def test_rerun_is_byte_identical(data, tmp_path):
@@ -258,11 +237,7 @@ def test_columns_by_flag_and_missing_columns_named(data, tmp_path):
     with pytest.raises(ConversionError) as raised:
         run(tmp_path / "out", source)
     message = str(raised.value)
-    assert (
-        "no image column" in message
-        and "no question column" in message
-        and "no answer column" in message
-    )
+    assert "no image column" in message and "no question column" in message and "no answer column" in message
     assert "it has key, picture, ask, reply, group" in message and "--image-column" in message
     run(
         tmp_path / "out",
@@ -273,10 +248,7 @@ def test_columns_by_flag_and_missing_columns_named(data, tmp_path):
         id_column="key",
         category_column="group",
     )
-    assert {
-        r["question_id"]: r["conversations"][1]["value"]
-        for r in load(tmp_path / "out" / "train.json")
-    } == TARGETS
+    assert {r["question_id"]: r["conversations"][1]["value"] for r in load(tmp_path / "out" / "train.json")} == TARGETS
     with pytest.raises(ConversionError, match="no column 'nope' \\(--id-column\\)"):
         run(
             tmp_path / "out2",
@@ -340,10 +312,7 @@ def test_skip_flags_drop_and_count(data, tmp_path, capsys):
     out = tmp_path / "out"
     flags = ["--skip-bad-questions", "--skip-bad-answers", "--skip-duplicates", "--skip-bad-images"]
     assert main(["--input", str(source), "--out", str(out), "--no-progress", *flags]) == 0
-    assert (
-        "skipped 3 questions whose image is missing or unreadable (--skip-bad-images)"
-        in capsys.readouterr().out
-    )
+    assert "skipped 3 questions whose image is missing or unreadable (--skip-bad-images)" in capsys.readouterr().out
     assert [r["question_id"] for r in load(out / "train.json")] == ["a1", "a2", "a3", "a4"]
     skipped = load(out / "summary.json")["skipped"]
     assert {kind: entry["count"] for kind, entry in skipped.items()} == {
@@ -370,9 +339,7 @@ def test_no_image_check_still_finds_missing_images(data, tmp_path):
 def test_own_splits_and_shared_images(data, tmp_path):
     train = write_csv(data / "train.csv", ROWS[:3])
     val = write_csv(data / "val.csv", ROWS[3:] + [("v2", "img2.jpg", "Is it round?", "yes", "")])
-    config = dict(
-        splits=[f"train={train}", f"val={val}"], out_dir=str(tmp_path / "out"), progress=False
-    )
+    config = dict(splits=[f"train={train}", f"val={val}"], out_dir=str(tmp_path / "out"), progress=False)
     with pytest.raises(ConversionError) as raised:
         convert(VqaConfig(**config))
     assert "train questions on an image that val also uses" in str(raised.value)
@@ -408,9 +375,7 @@ def test_dataset_dict_folder_says_how_to_give_its_splits(tmp_path):
     folder = tmp_path / "dd"
     folder.mkdir()
     (folder / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "validation"]}))
-    with pytest.raises(
-        ConversionError, match=f"--splits train={folder / 'train'} val={folder / 'validation'}"
-    ):
+    with pytest.raises(ConversionError, match=f"--splits train={folder / 'train'} val={folder / 'validation'}"):
         run(tmp_path / "out", folder)
 
 
@@ -448,6 +413,4 @@ def test_the_synthetic_spreadsheet_converts(tmp_path):
     }
     assert summary.splits["val"]["images"] == 2 and summary.splits["val_subset"]["questions"] == 2
     first = load(tmp_path / "out" / "train.json")[0]
-    assert (
-        first["image"] == "images/00000.jpg" and len(first["answers"]) == 3
-    )  # a JSON list in the cell
+    assert first["image"] == "images/00000.jpg" and len(first["answers"]) == 3  # a JSON list in the cell

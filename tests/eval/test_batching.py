@@ -16,12 +16,22 @@ def test_subset_is_seeded_in_file_order_and_the_same_every_time():
     assert select_subset(items, None, 0) == items and select_subset(items, 500, 0) == items
 
 
-@pytest.mark.parametrize("images, texts, batch_size, world_size", [
-    (7, 2, 3, 2), (5, 0, 2, 3), (0, 4, 4, 2), (10, 3, 4, 1), (1, 1, 8, 4), (13, 5, 2, 2),
-])
+@pytest.mark.parametrize(
+    "images, texts, batch_size, world_size",
+    [
+        (7, 2, 3, 2),
+        (5, 0, 2, 3),
+        (0, 4, 4, 2),
+        (10, 3, 4, 1),
+        (1, 1, 8, 4),
+        (13, 5, 2, 2),
+    ],
+)
 def test_batches_are_identical_in_number_kind_and_size_on_every_rank(images, texts, batch_size, world_size):
-    items = [GenerationItem(i, i, "q", "p" * (i % 5), f"{i}.png" if i < images else None, ("a",), None)
-             for i in range(images + texts)]
+    items = [
+        GenerationItem(i, i, "q", "p" * (i % 5), f"{i}.png" if i < images else None, ("a",), None)
+        for i in range(images + texts)
+    ]
     plans = [plan_batches(items, batch_size, rank, world_size) for rank in range(world_size)]
     shapes = [[(len(batch), items[batch[0][0]].image is not None) for batch in plan] for plan in plans]
     assert all(shape == shapes[0] for shape in shapes)

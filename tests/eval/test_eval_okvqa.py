@@ -45,10 +45,13 @@ def annotations(tmp_path) -> Path:
 @pytest.fixture()
 def answers(tmp_path) -> Path:
     # model_vqa's format, integer ids (the annotations' keys are text)
-    return write_jsonl(tmp_path / "answers.jsonl", [
-        {"question_id": qid, "prompt": "q", "text": text, "answer_id": "x", "model_id": "m", "metadata": {}}
-        for qid, text in PREDICTIONS.items()
-    ])
+    return write_jsonl(
+        tmp_path / "answers.jsonl",
+        [
+            {"question_id": qid, "prompt": "q", "text": text, "answer_id": "x", "model_id": "m", "metadata": {}}
+            for qid, text in PREDICTIONS.items()
+        ],
+    )
 
 
 def test_scores_match_hand_computed_values(answers, annotations):
@@ -67,17 +70,27 @@ def test_stemming_is_an_option(answers, annotations):
 
 
 def test_llava_format_annotations_and_prediction_key(tmp_path, annotations):
-    records = [{"id": qid, "question_id": int(qid), "answers": q["answers"], "question_type": q["question_type"],
-                "conversations": []} for qid, q in QUESTIONS.items()]
+    records = [
+        {
+            "id": qid,
+            "question_id": int(qid),
+            "answers": q["answers"],
+            "question_type": q["question_type"],
+            "conversations": [],
+        }
+        for qid, q in QUESTIONS.items()
+    ]
     llava_json = tmp_path / "val_subset.json"
     llava_json.write_text(json.dumps(records))
+
     def ground_truth(path):
         return {key: (a.answers, a.question_type) for key, a in load_annotations(path).items()}
 
     assert ground_truth(llava_json) == ground_truth(annotations)
     # the training evaluation's epoch_{k}.jsonl holds 'prediction' instead of 'text'
-    epoch_file = write_jsonl(tmp_path / "epoch_1.jsonl",
-                             [{"question_id": qid, "prediction": text} for qid, text in PREDICTIONS.items()])
+    epoch_file = write_jsonl(
+        tmp_path / "epoch_1.jsonl", [{"question_id": qid, "prediction": text} for qid, text in PREDICTIONS.items()]
+    )
     assert load_answers(epoch_file) == {str(qid): text for qid, text in PREDICTIONS.items()}
 
 
@@ -127,13 +140,39 @@ def test_model_vqa_answers_score_as_the_training_evaluation_scores_them(tiny_lla
     from llava.train.model_setup import load_tokenizer
 
     entries = [entry for entry in json.loads((colour_vqa_dir / "train.json").read_text()) if "image" in entry][:8]
-    questions = write_jsonl(tmp_path / "questions.jsonl", [
-        {"question_id": e["id"], "image": e["image"], "text": e["conversations"][0]["value"].replace("<image>\n", "")}
-        for e in entries])
-    answers = answer_offline([
-        "--model-path", str(tiny_llava_dir), "--question-file", str(questions), "--image-folder",
-        str(colour_vqa_dir / "images"), "--answers-file", str(tmp_path / "answers.jsonl"), "--conv-mode", "vicuna_v1",
-        "--temperature", "0", "--max-new-tokens", "6", "--device", "cpu", "--batch-size", "4"])
+    questions = write_jsonl(
+        tmp_path / "questions.jsonl",
+        [
+            {
+                "question_id": e["id"],
+                "image": e["image"],
+                "text": e["conversations"][0]["value"].replace("<image>\n", ""),
+            }
+            for e in entries
+        ],
+    )
+    answers = answer_offline(
+        [
+            "--model-path",
+            str(tiny_llava_dir),
+            "--question-file",
+            str(questions),
+            "--image-folder",
+            str(colour_vqa_dir / "images"),
+            "--answers-file",
+            str(tmp_path / "answers.jsonl"),
+            "--conv-mode",
+            "vicuna_v1",
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "6",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+        ]
+    )
     # A random model answers nonsense: give question k (k mod 4) copies of its answer among
     # the ten, so the scores span 0, 0.3, 0.6 and 0.9 and two categories.
     predicted = load_answers(answers)
@@ -141,19 +180,34 @@ def test_model_vqa_answers_score_as_the_training_evaluation_scores_them(tiny_lla
         entry["question_type"] = ("one", "two")[index % 2]
         entry["answers"] = [predicted[entry["id"]]] * (index % 4) + ["blue"] * (10 - index % 4)
     annotations = tmp_path / "val_annotations.json"
-    annotations.write_text(json.dumps({"format": "llava-okvqa-annotations/1", "split": "val", "questions": {
-        e["id"]: {"question": "", "answers": e["answers"], "question_type": e["question_type"]} for e in entries}}))
+    annotations.write_text(
+        json.dumps(
+            {
+                "format": "llava-okvqa-annotations/1",
+                "split": "val",
+                "questions": {
+                    e["id"]: {"question": "", "answers": e["answers"], "question_type": e["question_type"]}
+                    for e in entries
+                },
+            }
+        )
+    )
     offline = score_files(answers, annotations)
 
-    tokenizer = load_tokenizer(SimpleNamespace(model_name_or_path=str(tiny_llava_dir)),
-                               SimpleNamespace(cache_dir=None, model_max_length=512))
+    tokenizer = load_tokenizer(
+        SimpleNamespace(model_name_or_path=str(tiny_llava_dir)), SimpleNamespace(cache_dir=None, model_max_length=512)
+    )
     model = LlavaLlamaForCausalLM.from_pretrained(str(tiny_llava_dir))
     model.get_vision_tower().load_model()
     data_args = SimpleNamespace(is_multimodal=True, mm_use_im_start_end=False)
     evaluator = LLaVAEvaluator(
-        tokenizer, generation_items(entries, template_for_version("v1"), data_args),
-        image_folder=str(colour_vqa_dir / "images"), image_processor=model.get_vision_tower().image_processor,
-        image_aspect_ratio=model.config.image_aspect_ratio, batch_size=3, max_new_tokens=6,
+        tokenizer,
+        generation_items(entries, template_for_version("v1"), data_args),
+        image_folder=str(colour_vqa_dir / "images"),
+        image_processor=model.get_vision_tower().image_processor,
+        image_aspect_ratio=model.config.image_aspect_ratio,
+        batch_size=3,
+        max_new_tokens=6,
     )
     metrics = evaluator.evaluate(model)
     assert [r["prediction"] for r in evaluator.last_records] == list(predicted.values())
@@ -161,4 +215,5 @@ def test_model_vqa_answers_score_as_the_training_evaluation_scores_them(tiny_lla
     assert metrics["vqa_accuracy"] == offline["vqa_accuracy"]
     assert metrics["exact_match"] == offline["exact_match"]
     assert {f"vqa_accuracy/{k}": v for k, v in offline["per_category"].items()} == {
-        k: v for k, v in metrics.items() if k.startswith("vqa_accuracy/")}
+        k: v for k, v in metrics.items() if k.startswith("vqa_accuracy/")
+    }

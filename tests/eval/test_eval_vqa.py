@@ -27,14 +27,27 @@ def write(path: Path, data) -> Path:
 
 @pytest.fixture()
 def official_files(tmp_path) -> tuple[Path, Path]:
-    annotations = {"annotations": [
-        {"image_id": 1, "question_id": qid, "question_type": "four", "answer_type": "other", "confidence": 3,
-         "answers": [{"answer": a, "raw_answer": a, "answer_confidence": "yes", "answer_id": i + 1}
-                     for i, a in enumerate(answers)]}
-        for qid, (answers, *_rest) in QUESTIONS.items()]}
+    annotations = {
+        "annotations": [
+            {
+                "image_id": 1,
+                "question_id": qid,
+                "question_type": "four",
+                "answer_type": "other",
+                "confidence": 3,
+                "answers": [
+                    {"answer": a, "raw_answer": a, "answer_confidence": "yes", "answer_id": i + 1}
+                    for i, a in enumerate(answers)
+                ],
+            }
+            for qid, (answers, *_rest) in QUESTIONS.items()
+        ]
+    }
     questions = {"questions": [{"image_id": 1, "question": f"q{qid}?", "question_id": qid} for qid in QUESTIONS]}
-    return (write(tmp_path / "mscoco_val2014_annotations.json", annotations),
-            write(tmp_path / "OpenEnded_mscoco_val2014_questions.json", questions))
+    return (
+        write(tmp_path / "mscoco_val2014_annotations.json", annotations),
+        write(tmp_path / "OpenEnded_mscoco_val2014_questions.json", questions),
+    )
 
 
 @pytest.fixture()
@@ -45,12 +58,25 @@ def answers(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize(("normalization", "column"), [("official", 2), ("lmms-eval", 3)])
-def test_official_files_scored_directly_under_each_normalisation(official_files, answers, tmp_path, capsys,
-                                                                 normalization, column):
+def test_official_files_scored_directly_under_each_normalisation(
+    official_files, answers, tmp_path, capsys, normalization, column
+):
     annotations, questions = official_files
     out = tmp_path / "scores.json"
-    scores = eval_okvqa.main(["--answers", str(answers), "--annotations", str(annotations), "--questions",
-                              str(questions), "--normalization", normalization, "--json", str(out)])
+    scores = eval_okvqa.main(
+        [
+            "--answers",
+            str(answers),
+            "--annotations",
+            str(annotations),
+            "--questions",
+            str(questions),
+            "--normalization",
+            normalization,
+            "--json",
+            str(out),
+        ]
+    )
     expected = {str(qid): q[column] for qid, q in QUESTIONS.items()}
     assert scores["per_question"] == pytest.approx(expected)
     assert scores["vqa_accuracy"] == pytest.approx(100 * sum(expected.values()) / 4)
@@ -82,21 +108,40 @@ def test_ids_that_do_not_match_are_named_all_at_once(official_files, tmp_path, c
 
 def test_multiple_choice(tmp_path, capsys):
     choices = ["bat", "ball", "glove", "cap"]
-    annotations = write(tmp_path / "val_annotations.json", {
-        "format": "llava-okvqa-annotations/1", "split": "val", "questions": {
-            qid: {"question": "?", "answers": [choices[idx]] * 10, "question_type": "", "choices": choices,
-                  "correct_choice_idx": idx}
-            for qid, idx in (("a1", 2), ("a2", 0), ("a3", 1))}})
+    annotations = write(
+        tmp_path / "val_annotations.json",
+        {
+            "format": "llava-okvqa-annotations/1",
+            "split": "val",
+            "questions": {
+                qid: {
+                    "question": "?",
+                    "answers": [choices[idx]] * 10,
+                    "question_type": "",
+                    "choices": choices,
+                    "correct_choice_idx": idx,
+                }
+                for qid, idx in (("a1", 2), ("a2", 0), ("a3", 1))
+            },
+        },
+    )
     answers = tmp_path / "mc.jsonl"
-    answers.write_text("".join(json.dumps({"question_id": q, "text": t}) + "\n"
-                               for q, t in (("a1", "C"), ("a2", "B"), ("a3", "I think so"))))
+    answers.write_text(
+        "".join(
+            json.dumps({"question_id": q, "text": t}) + "\n"
+            for q, t in (("a1", "C"), ("a2", "B"), ("a3", "I think so"))
+        )
+    )
     out = tmp_path / "mc.json"
-    scores = eval_vqa.main(["--task", "multiple-choice", "--answers", str(answers), "--annotations",
-                            str(annotations), "--json", str(out)])
+    scores = eval_vqa.main(
+        ["--task", "multiple-choice", "--answers", str(answers), "--annotations", str(annotations), "--json", str(out)]
+    )
     assert json.loads(out.read_text()) == scores
     assert scores["choice_accuracy"] == pytest.approx(100 / 3)
     assert scores["unparsed"] == 1 and scores["per_question"] == {"a1": 1, "a2": 0, "a3": 0}
-    assert "VQA multiple-choice scores for" in (printed := capsys.readouterr().out) and "choice accuracy  33.33" in printed
+    assert (
+        "VQA multiple-choice scores for" in (printed := capsys.readouterr().out) and "choice accuracy  33.33" in printed
+    )
     # the direct-answer score of the same file: A-OKVQA has no categories
     direct = eval_vqa.score_files(answers, annotations)
     assert direct["per_category"] == {} and direct["count"] == 3

@@ -39,4 +39,4 @@ def test_answering_prompt_is_the_training_prompt_up_to_the_answer():
     trained, _ = conversation_prompt(
         [{"from": "human", "value": "<image>\nWhich shape?"}, {"from": "gpt", "value": "circle"}], template
     )
-    assert trained.startswith(prompt) and trained[len(prompt):].lstrip().startswith("circle")
+    assert trained.startswith(prompt) and trained[len(prompt) :].lstrip().startswith("circle")

@@ -21,9 +21,27 @@ def question_file(colour_vqa_dir, tmp_path_factory):
 
 
 def answer(model_dir, questions, images, answers, *extra):
-    return main(["--model-path", str(model_dir), "--question-file", str(questions), "--image-folder", str(images),
-                 "--answers-file", str(answers), "--conv-mode", "vicuna_v1", "--temperature", "0",
-                 "--max-new-tokens", "6", "--device", "cpu", *extra])
+    return main(
+        [
+            "--model-path",
+            str(model_dir),
+            "--question-file",
+            str(questions),
+            "--image-folder",
+            str(images),
+            "--answers-file",
+            str(answers),
+            "--conv-mode",
+            "vicuna_v1",
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "6",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def read(path):
@@ -32,8 +50,9 @@ def read(path):
 
 def test_batched_answers_equal_one_at_a_time(tiny_llava_dir, colour_vqa_dir, question_file, tmp_path):
     single = read(answer(tiny_llava_dir, question_file, colour_vqa_dir / "images", tmp_path / "b1.jsonl"))
-    batched = read(answer(tiny_llava_dir, question_file, colour_vqa_dir / "images", tmp_path / "b4.jsonl",
-                          "--batch-size", "4"))
+    batched = read(
+        answer(tiny_llava_dir, question_file, colour_vqa_dir / "images", tmp_path / "b4.jsonl", "--batch-size", "4")
+    )
     assert [r["text"] for r in single] == [r["text"] for r in batched]
     assert any(r["text"] for r in single)
     record = single[0]

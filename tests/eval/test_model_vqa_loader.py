@@ -27,9 +27,26 @@ def question_file(colour_vqa_dir, tmp_path_factory):
 
 def upstream_flags(model_dir, questions, images, answers):
     """As upstream's scripts/v1_5/eval/*.sh pass them."""
-    return ["--model-path", str(model_dir), "--question-file", str(questions), "--image-folder", str(images),
-            "--answers-file", str(answers), "--temperature", "0", "--conv-mode", "vicuna_v1",
-            "--num-chunks", "1", "--chunk-idx", "0", "--max_new_tokens", "6"]
+    return [
+        "--model-path",
+        str(model_dir),
+        "--question-file",
+        str(questions),
+        "--image-folder",
+        str(images),
+        "--answers-file",
+        str(answers),
+        "--temperature",
+        "0",
+        "--conv-mode",
+        "vicuna_v1",
+        "--num-chunks",
+        "1",
+        "--chunk-idx",
+        "0",
+        "--max_new_tokens",
+        "6",
+    ]
 
 
 def read(path):
@@ -38,20 +55,53 @@ def read(path):
 
 def test_upstream_command_line_answers_like_model_vqa(tiny_llava_dir, colour_vqa_dir, question_file, tmp_path):
     answers = tmp_path / "answers" / "loader.jsonl"
-    command = [sys.executable, "-m", "llava.eval.model_vqa_loader",
-               *upstream_flags(tiny_llava_dir, question_file, colour_vqa_dir / "images", answers),
-               "--top_p", "0.9", "--num_beams", "1", "--device", "cpu"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-                                 "PYTHONPATH": str(ROOT)})
+    command = [
+        sys.executable,
+        "-m",
+        "llava.eval.model_vqa_loader",
+        *upstream_flags(tiny_llava_dir, question_file, colour_vqa_dir / "images", answers),
+        "--top_p",
+        "0.9",
+        "--num_beams",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     batched = read(answers)  # default batch size 8
-    single = read(model_vqa.main(["--model-path", str(tiny_llava_dir), "--question-file", str(question_file),
-                                  "--image-folder", str(colour_vqa_dir / "images"), "--answers-file",
-                                  str(tmp_path / "single.jsonl"), "--conv-mode", "vicuna_v1", "--temperature", "0",
-                                  "--max-new-tokens", "6", "--device", "cpu"]))
-    assert [(r["question_id"], r["prompt"], r["text"]) for r in batched] == \
-        [(r["question_id"], r["prompt"], r["text"]) for r in single]
+    single = read(
+        model_vqa.main(
+            [
+                "--model-path",
+                str(tiny_llava_dir),
+                "--question-file",
+                str(question_file),
+                "--image-folder",
+                str(colour_vqa_dir / "images"),
+                "--answers-file",
+                str(tmp_path / "single.jsonl"),
+                "--conv-mode",
+                "vicuna_v1",
+                "--temperature",
+                "0",
+                "--max-new-tokens",
+                "6",
+                "--device",
+                "cpu",
+            ]
+        )
+    )
+    assert [(r["question_id"], r["prompt"], r["text"]) for r in batched] == [
+        (r["question_id"], r["prompt"], r["text"]) for r in single
+    ]
     assert set(batched[0]) == {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}
 
 
@@ -69,4 +119,9 @@ def test_rerun_starts_the_answers_file_afresh_unless_resume(tiny_llava_dir, colo
 def test_defaults_are_upstreams():
     args = model_vqa_loader.build_parser().parse_args([])
     assert (args.max_new_tokens, args.temperature, args.conv_mode, args.num_chunks, args.chunk_idx) == (
-        128, 0.2, "llava_v1", 1, 0)
+        128,
+        0.2,
+        "llava_v1",
+        1,
+        0,
+    )

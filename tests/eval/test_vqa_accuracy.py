@@ -105,13 +105,7 @@ def test_leave_one_out_gives_the_standard_steps(matches, expected):
 def test_leave_one_out_by_hand():
     # 1 match of 10: the subset leaving out the match scores 0, the nine others 1/3.
     answers = ["dog"] + ["cat"] * 9
-    by_hand = (
-        sum(
-            min(1.0, sum(a == "dog" for j, a in enumerate(answers) if j != i) / 3)
-            for i in range(10)
-        )
-        / 10
-    )
+    by_hand = sum(min(1.0, sum(a == "dog" for j, a in enumerate(answers) if j != i) / 3) for i in range(10)) / 10
     assert vqa_accuracy("dog", answers) == pytest.approx(by_hand)
 
 

@@ -17,20 +17,36 @@ def write(path, data):
 
 def official_annotation(question_id, answers, question_type="one"):
     return {
-        "image_id": 9, "question_id": question_id, "question_type": question_type, "answer_type": "other",
+        "image_id": 9,
+        "question_id": question_id,
+        "question_type": question_type,
+        "answer_type": "other",
         "confidence": 3,
-        "answers": [{"answer": a, "raw_answer": a.upper(), "answer_confidence": "yes", "answer_id": i + 1}
-                    for i, a in enumerate(answers)],
+        "answers": [
+            {"answer": a, "raw_answer": a.upper(), "answer_confidence": "yes", "answer_id": i + 1}
+            for i, a in enumerate(answers)
+        ],
     }
 
 
 def test_official_annotations_use_answer_not_raw_answer_and_take_question_texts(tmp_path):
-    annotations = write(tmp_path / "mscoco_val2014_annotations.json", {
-        "info": {}, "data_subtype": "val2014",
-        "annotations": [official_annotation(5, ["race"] * 10), official_annotation(6, ["dog"] * 10, "eight")]})
-    questions = write(tmp_path / "OpenEnded_mscoco_val2014_questions.json", {
-        "questions": [{"image_id": 9, "question": "What sport?", "question_id": 5},
-                      {"image_id": 9, "question": "What animal?", "question_id": 6}]})
+    annotations = write(
+        tmp_path / "mscoco_val2014_annotations.json",
+        {
+            "info": {},
+            "data_subtype": "val2014",
+            "annotations": [official_annotation(5, ["race"] * 10), official_annotation(6, ["dog"] * 10, "eight")],
+        },
+    )
+    questions = write(
+        tmp_path / "OpenEnded_mscoco_val2014_questions.json",
+        {
+            "questions": [
+                {"image_id": 9, "question": "What sport?", "question_id": 5},
+                {"image_id": 9, "question": "What animal?", "question_id": 6},
+            ]
+        },
+    )
     loaded = load_annotations(annotations, questions)
     assert loaded == {
         "5": Annotation(answers=("race",) * 10, question_type="one", question="What sport?"),
@@ -41,8 +57,9 @@ def test_official_annotations_use_answer_not_raw_answer_and_take_question_texts(
 
 def test_questions_file_must_hold_exactly_the_annotated_ids(tmp_path):
     annotations = write(tmp_path / "a.json", {"annotations": [official_annotation(5, ["x"] * 10)]})
-    questions = write(tmp_path / "q.json", {"questions": [{"question_id": 6, "question": "?"},
-                                                          {"question_id": 6, "question": "?"}]})
+    questions = write(
+        tmp_path / "q.json", {"questions": [{"question_id": 6, "question": "?"}, {"question_id": 6, "question": "?"}]}
+    )
     with pytest.raises(ScoringError) as error:
         load_annotations(annotations, questions)
     message = str(error.value)
@@ -52,9 +69,17 @@ def test_questions_file_must_hold_exactly_the_annotated_ids(tmp_path):
 
 
 def test_every_problem_is_reported_at_once_by_id(tmp_path):
-    path = write(tmp_path / "a.json", {"annotations": [
-        official_annotation(1, ["a"] * 10), official_annotation(1, ["b"] * 10),
-        {"question_id": 2, "answers": []}, {"question_id": 3, "answers": [{"answer": 4}]}]})
+    path = write(
+        tmp_path / "a.json",
+        {
+            "annotations": [
+                official_annotation(1, ["a"] * 10),
+                official_annotation(1, ["b"] * 10),
+                {"question_id": 2, "answers": []},
+                {"question_id": 3, "answers": [{"answer": 4}]},
+            ]
+        },
+    )
     with pytest.raises(ScoringError) as error:
         load_annotations(path)
     message = str(error.value)
@@ -63,14 +88,35 @@ def test_every_problem_is_reported_at_once_by_id(tmp_path):
 
 
 def test_aokvqa_formats_carry_choices(tmp_path):
-    record = {"question_id": "22jbM6gDxdaMaunuzgrsBB", "question": "What is he holding?", "image_id": 1,
-              "choices": ["bat", "ball", "glove", "cap"], "correct_choice_idx": 2,
-              "direct_answers": ["glove"] * 10, "rationales": ["r"], "difficult_direct_answer": False}
+    record = {
+        "question_id": "22jbM6gDxdaMaunuzgrsBB",
+        "question": "What is he holding?",
+        "image_id": 1,
+        "choices": ["bat", "ball", "glove", "cap"],
+        "correct_choice_idx": 2,
+        "direct_answers": ["glove"] * 10,
+        "rationales": ["r"],
+        "difficult_direct_answer": False,
+    }
     official = load_annotations(write(tmp_path / "aokvqa_v1p0_val.json", [record]))
-    converted = load_annotations(write(tmp_path / "val_annotations.json", {
-        "format": "llava-okvqa-annotations/1", "split": "val", "questions": {record["question_id"]: {
-            "question": record["question"], "answers": ["glove"] * 10, "question_type": "",
-            "choices": record["choices"], "correct_choice_idx": 2}}}))
+    converted = load_annotations(
+        write(
+            tmp_path / "val_annotations.json",
+            {
+                "format": "llava-okvqa-annotations/1",
+                "split": "val",
+                "questions": {
+                    record["question_id"]: {
+                        "question": record["question"],
+                        "answers": ["glove"] * 10,
+                        "question_type": "",
+                        "choices": record["choices"],
+                        "correct_choice_idx": 2,
+                    }
+                },
+            },
+        )
+    )
     assert official == converted
     annotation = official["22jbM6gDxdaMaunuzgrsBB"]
     assert annotation.choices == ("bat", "ball", "glove", "cap") and annotation.correct_choice_idx == 2
@@ -85,4 +131,3 @@ def test_unknown_layout_and_wrong_format_are_named(tmp_path):
         load_annotations(write(tmp_path / "x.json", {"something": 1}))
     with pytest.raises(ScoringError, match="format 'other/2'"):
         load_annotations(write(tmp_path / "y.json", {"format": "other/2", "questions": {}}))
-

@@ -16,7 +16,13 @@ CHOICES = ["bat", "ball", "glove", "cap"]
 def test_prompt_uses_upstreams_suffix():
     assert MULTIPLE_CHOICE_SUFFIX == "Answer with the option's letter from the given choices directly."
     assert choice_prompt(" What? ", CHOICES).splitlines() == [
-        "What?", "A. bat", "B. ball", "C. glove", "D. cap", MULTIPLE_CHOICE_SUFFIX]
+        "What?",
+        "A. bat",
+        "B. ball",
+        "C. glove",
+        "D. cap",
+        MULTIPLE_CHOICE_SUFFIX,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -35,7 +41,11 @@ def test_score_choices_counts_unparsed_as_wrong():
         {"question_id": "q4", "prediction": "cap", "choices": CHOICES, "correct_choice_idx": 3},
     ]
     assert score_choices(records) == {
-        "choice_accuracy": 50.0, "count": 4, "unparsed": 1, "per_question": {"q1": 1, "q2": 0, "q3": 0, "q4": 1}}
+        "choice_accuracy": 50.0,
+        "count": 4,
+        "unparsed": 1,
+        "per_question": {"q1": 1, "q2": 0, "q3": 0, "q4": 1},
+    }
     assert score_choices([]) == {"choice_accuracy": 0.0, "count": 0, "unparsed": 0, "per_question": {}}
 
 

@@ -45,8 +45,9 @@ def test_the_right_base_loads_and_a_wrong_one_is_refused_with_both_names(lora_ru
     message = str(refused.value)
     assert f"trained on base {tiny_llava_dir}" in message and f"--model-base {other_base}" in message
     assert "--allow-base-mismatch" in message
-    _, model, _, _ = load_pretrained_model(str(lora_run), str(other_base), "llava-tiny-task-lora", device="cpu",
-                                           allow_base_mismatch=True)
+    _, model, _, _ = load_pretrained_model(
+        str(lora_run), str(other_base), "llava-tiny-task-lora", device="cpu", allow_base_mismatch=True
+    )
     assert model is not None
 
 

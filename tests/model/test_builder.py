@@ -11,9 +11,7 @@ from llava.model.builder import checkpoint_kind, load_pretrained_model
 
 def test_loads_full_checkpoint_on_cpu(tiny_llava_dir):
     name = get_model_name_from_path(str(tiny_llava_dir))
-    tokenizer, model, processor, context_len = load_pretrained_model(
-        str(tiny_llava_dir), None, name, device="cpu"
-    )
+    tokenizer, model, processor, context_len = load_pretrained_model(str(tiny_llava_dir), None, name, device="cpu")
     assert model.dtype == torch.float32
     assert model.get_vision_tower().is_loaded
     assert processor.crop_size["height"] == 32
@@ -52,9 +50,19 @@ def test_adapter_without_base_is_a_clear_error(tmp_path):
 
 
 def test_other_keyword_arguments_go_to_from_pretrained_as_lmms_eval_passes_them(tiny_llava_dir):
-    """lmms-eval's ``llava`` model: ``load_pretrained_model(path, None, name, device_map=..., attn_implementation=...)``."""
-    _, model, _, _ = load_pretrained_model(str(tiny_llava_dir), None, "llava-tiny", device_map="cpu", device="cpu",
-                                           attn_implementation="eager", torch_dtype=torch.bfloat16)
+    """lmms-eval's ``llava`` model.
+
+    It calls ``load_pretrained_model(path, None, name, device_map=..., attn_implementation=...)``.
+    """
+    _, model, _, _ = load_pretrained_model(
+        str(tiny_llava_dir),
+        None,
+        "llava-tiny",
+        device_map="cpu",
+        device="cpu",
+        attn_implementation="eager",
+        torch_dtype=torch.bfloat16,
+    )
     assert model.config._attn_implementation == "eager"
     assert model.dtype == torch.bfloat16
     _, default, _, _ = load_pretrained_model(str(tiny_llava_dir), None, "llava-tiny", device="cpu")

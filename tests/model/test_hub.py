@@ -61,8 +61,10 @@ def hub_cache(tiny_llava_dir, colour_vqa_dir, tmp_path_factory):
     from safetensors.torch import load_file
 
     weights = load_file(str(tiny_llava_dir / "model.safetensors"))
-    torch.save({key: value * 1.5 for key, value in weights.items() if "mm_projector" in key},
-               projector_run / "mm_projector.bin")
+    torch.save(
+        {key: value * 1.5 for key, value in weights.items() if "mm_projector" in key},
+        projector_run / "mm_projector.bin",
+    )
 
     cache = tmp_path_factory.mktemp("hf-cache")
     _put_in_cache(cache, BASE_ID, [p for p in tiny_llava_dir.iterdir() if p.is_file()])
@@ -72,10 +74,16 @@ def hub_cache(tiny_llava_dir, colour_vqa_dir, tmp_path_factory):
 
 
 def _run(cache: Path, code: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = dict(
+        os.environ,
+        HF_HUB_CACHE=str(cache),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_hub_ids_load_like_local_paths(hub_cache, tiny_llava_dir):
@@ -102,8 +110,10 @@ def test_hub_ids_load_like_local_paths(hub_cache, tiny_llava_dir):
 def test_merge_script_takes_hub_ids(hub_cache, tmp_path):
     cache, _, _ = hub_cache
     out = tmp_path / "merged"
-    code = ("import sys; sys.argv[0] = 'merge'; import runpy; "
-            "runpy.run_path('scripts/merge_lora_weights.py', run_name='__main__')")
+    code = (
+        "import sys; sys.argv[0] = 'merge'; import runpy; "
+        "runpy.run_path('scripts/merge_lora_weights.py', run_name='__main__')"
+    )
     result = _run(cache, code, "--model-path", LORA_ID, "--model-base", BASE_ID, "--save-model-path", str(out))
     assert result.returncode == 0, result.stderr[-4000:]
     assert {"model.safetensors", "tokenizer.model", "special_tokens_map.json"} <= {p.name for p in out.iterdir()}
@@ -111,8 +121,10 @@ def test_merge_script_takes_hub_ids(hub_cache, tmp_path):
 
 def test_an_unknown_id_offline_is_a_clear_error(hub_cache):
     cache, _, _ = hub_cache
-    code = ("from llava.model.builder import load_pretrained_model\n"
-            "load_pretrained_model('nobody/llava-missing-lora', 'liuhaotian/llava-tiny', 'llava-missing-lora')")
+    code = (
+        "from llava.model.builder import load_pretrained_model\n"
+        "load_pretrained_model('nobody/llava-missing-lora', 'liuhaotian/llava-tiny', 'llava-missing-lora')"
+    )
     result = _run(cache, code)
     assert result.returncode != 0
     assert "FileNotFoundError: nobody/llava-missing-lora is not a local folder" in result.stderr

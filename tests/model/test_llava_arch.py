@@ -22,16 +22,26 @@ def test_from_llava_import_model_class_is_upstreams_import():
 
 def test_importing_llava_alone_stays_cheap():
     code = "import sys, llava; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_initialize_vision_modules_with_upstreams_model_args(tiny_llava, tiny_llava_dir):
-    args = ModelArguments(vision_tower=str(tiny_llava_dir / "clip-vision-tower"), mm_vision_select_layer=-1,
-                          mm_projector_type="linear", mm_vision_select_feature="cls_patch")
+    args = ModelArguments(
+        vision_tower=str(tiny_llava_dir / "clip-vision-tower"),
+        mm_vision_select_layer=-1,
+        mm_projector_type="linear",
+        mm_vision_select_feature="cls_patch",
+    )
     tiny_llava.get_model().initialize_vision_modules(model_args=args, fsdp=None)
     config = tiny_llava.config
     assert (config.mm_projector_type, config.mm_vision_select_layer, config.mm_vision_select_feature) == (
-        "linear", -1, "cls_patch")
+        "linear",
+        -1,
+        "cls_patch",
+    )
     assert isinstance(tiny_llava.get_model().mm_projector, torch.nn.Linear)
     tower = tiny_llava.get_vision_tower()
     assert tower.is_loaded and tower.select_layer == -1

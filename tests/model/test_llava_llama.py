@@ -27,8 +27,12 @@ def test_config_is_registered_with_auto_classes(tiny_llava_dir):
 
 def test_weight_names_match_upstream(tiny_llava):
     names = set(tiny_llava.state_dict())
-    assert {"model.mm_projector.0.weight", "model.mm_projector.2.bias", "lm_head.weight",
-            "model.embed_tokens.weight"} <= names
+    assert {
+        "model.mm_projector.0.weight",
+        "model.mm_projector.2.bias",
+        "lm_head.weight",
+        "model.embed_tokens.weight",
+    } <= names
     assert any(name.startswith("model.vision_tower.vision_tower.") for name in names)
     assert all(not p.requires_grad for p in tiny_llava.get_vision_tower().parameters())
 

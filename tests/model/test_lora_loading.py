@@ -118,9 +118,13 @@ def test_qlora_run_loads_in_full_precision_unless_asked(lora_run, tiny_llava_dir
     qlora = tmp_path / "llava-tiny-task-qlora"
     shutil.copytree(lora_run, qlora)
     config = json.loads((qlora / "config.json").read_text())
-    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True,
-                                     "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
-                                     "llm_int8_skip_modules": [".*mm_projector"]}
+    config["quantization_config"] = {
+        "quant_method": "bitsandbytes",
+        "load_in_4bit": True,
+        "bnb_4bit_quant_type": "nf4",
+        "bnb_4bit_use_double_quant": True,
+        "llm_int8_skip_modules": [".*mm_projector"],
+    }
     (qlora / "config.json").write_text(json.dumps(config))
     _, model, _, _ = load_pretrained_model(str(qlora), str(tiny_llava_dir), qlora.name, device="cpu")
     assert not any("Linear4bit" in type(m).__name__ for m in model.modules())

@@ -19,13 +19,35 @@ from llava.model.peft_compat import (
 # Test data: the fields of peft 0.10.0's LoraConfig, read from that release's
 # peft/tuners/lora/config.py (LoraConfig) and peft/config.py (PeftConfig, PeftConfigMixin).
 PEFT_0_10_0_LORA_CONFIG_FIELDS = (
-    "peft_type", "auto_mapping", "base_model_name_or_path", "revision", "task_type", "inference_mode",
-    "r", "target_modules", "lora_alpha", "lora_dropout", "fan_in_fan_out", "bias", "use_rslora",
-    "modules_to_save", "init_lora_weights", "layers_to_transform", "layers_pattern", "rank_pattern",
-    "alpha_pattern", "megatron_config", "megatron_core", "loftq_config", "use_dora", "layer_replication",
+    "peft_type",
+    "auto_mapping",
+    "base_model_name_or_path",
+    "revision",
+    "task_type",
+    "inference_mode",
+    "r",
+    "target_modules",
+    "lora_alpha",
+    "lora_dropout",
+    "fan_in_fan_out",
+    "bias",
+    "use_rslora",
+    "modules_to_save",
+    "init_lora_weights",
+    "layers_to_transform",
+    "layers_pattern",
+    "rank_pattern",
+    "alpha_pattern",
+    "megatron_config",
+    "megatron_core",
+    "loftq_config",
+    "use_dora",
+    "layer_replication",
 )
 # peft 0.10.0 builds its config as LoraConfig(**json): a stand-in with exactly its fields.
-OldLoraConfig = dataclasses.make_dataclass("OldLoraConfig", [(name, object, None) for name in PEFT_0_10_0_LORA_CONFIG_FIELDS])
+OldLoraConfig = dataclasses.make_dataclass(
+    "OldLoraConfig", [(name, object, None) for name in PEFT_0_10_0_LORA_CONFIG_FIELDS]
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +97,14 @@ def test_settings_old_peft_cannot_express_are_refused_all_at_once(tmp_path):
 def test_rewrite_in_place_keeps_every_old_field(tmp_path):
     from peft import LoraConfig
 
-    config = LoraConfig(r=4, lora_alpha=32, lora_dropout=0.1, target_modules=["q_proj", "v_proj"], bias="lora_only",
-                        task_type="CAUSAL_LM").to_dict()
+    config = LoraConfig(
+        r=4,
+        lora_alpha=32,
+        lora_dropout=0.1,
+        target_modules=["q_proj", "v_proj"],
+        bias="lora_only",
+        task_type="CAUSAL_LM",
+    ).to_dict()
     config["target_modules"] = sorted(config["target_modules"])
     (tmp_path / "adapter_config.json").write_text(json.dumps(config))
     make_adapter_config_portable(tmp_path)

@@ -15,10 +15,23 @@ def test_layout_matches_an_upstream_llava_checkpoint(tiny_llava_dir):
     config = json.loads((tiny_llava_dir / "config.json").read_text())
     assert config["model_type"] == "llava_llama"
     assert config["architectures"] == ["LlavaLlamaForCausalLM"]
-    for key in ("mm_vision_tower", "mm_hidden_size", "mm_projector_type", "mm_vision_select_layer",
-                "mm_vision_select_feature", "mm_patch_merge_type", "use_mm_proj", "mm_use_im_start_end",
-                "mm_use_im_patch_token", "image_aspect_ratio", "tokenizer_padding_side",
-                "tokenizer_model_max_length", "tune_mm_mlp_adapter", "freeze_mm_mlp_adapter", "mm_projector_lr"):
+    for key in (
+        "mm_vision_tower",
+        "mm_hidden_size",
+        "mm_projector_type",
+        "mm_vision_select_layer",
+        "mm_vision_select_feature",
+        "mm_patch_merge_type",
+        "use_mm_proj",
+        "mm_use_im_start_end",
+        "mm_use_im_patch_token",
+        "image_aspect_ratio",
+        "tokenizer_padding_side",
+        "tokenizer_model_max_length",
+        "tune_mm_mlp_adapter",
+        "freeze_mm_mlp_adapter",
+        "mm_projector_lr",
+    ):
         assert key in config, key
     tower = tiny_llava_dir / config["mm_vision_tower"]
     assert (tower / "preprocessor_config.json").exists() and (tower / "model.safetensors").exists()

@@ -6,8 +6,10 @@ import json
 
 from llava.model.tokenizer_files import UPSTREAM_TOKENIZER_FILES, save_tokenizer
 
-PROMPT = ("A chat between a curious user and an artificial intelligence assistant. USER: <image>\nWhat colour "
-          "is the shape? ASSISTANT: red</s>USER: How many? ASSISTANT:")
+PROMPT = (
+    "A chat between a curious user and an artificial intelligence assistant. USER: <image>\nWhat colour "
+    "is the shape? ASSISTANT: red</s>USER: How many? ASSISTANT:"
+)
 
 
 def test_saved_folder_has_upstreams_files_and_settings(tiny_tokenizer, tiny_tokenizer_dir, tmp_path):
@@ -37,7 +39,9 @@ def test_the_sentencepiece_files_alone_tokenize_as_today(tiny_tokenizer, tmp_pat
     assert rebuilt.pad_token == "<unk>"
 
 
-def test_model_file_comes_from_a_source_folder_when_the_tokenizer_has_none(tiny_tokenizer, tiny_tokenizer_dir, tmp_path):
+def test_model_file_comes_from_a_source_folder_when_the_tokenizer_has_none(
+    tiny_tokenizer, tiny_tokenizer_dir, tmp_path
+):
     first = tmp_path / "first"
     save_tokenizer(tiny_tokenizer, first)
     (first / "tokenizer.model").unlink()

@@ -30,6 +30,4 @@ def test_benchmark_runs_on_a_small_size():
             timeout=300,
         )
         assert f"built 400 rows on 100 images ({fmt})" in result.stdout
-        assert re.search(
-            r"no image check: best [0-9.]+ s of 1 .*train 360, val 40", result.stdout
-        ), result.stdout
+        assert re.search(r"no image check: best [0-9.]+ s of 1 .*train 360, val 40", result.stdout), result.stdout

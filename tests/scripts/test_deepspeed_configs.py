@@ -114,9 +114,7 @@ def _expand(text: str, variables: dict[str, str]) -> str:
     def replace(match: re.Match) -> str:
         name = match.group(1) or match.group(3)
         default = match.group(2)
-        return variables.get(
-            name, _expand(default, variables) if default is not None else f"<{name}>"
-        )
+        return variables.get(name, _expand(default, variables) if default is not None else f"<{name}>")
 
     return _VARIABLE.sub(replace, text)
 

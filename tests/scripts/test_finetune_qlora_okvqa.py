@@ -19,8 +19,9 @@ SCRIPT = ROOT / "scripts" / "finetune_qlora_okvqa.sh"
 
 def run_script(env_overrides: dict, *args: str, check: bool = True, timeout: int = 900):
     env = {**os.environ, "WANDB_MODE": "disabled", **env_overrides}
-    return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=check)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=check
+    )
 
 
 def train_flags(dry_run_output: str) -> list[str]:
@@ -46,8 +47,9 @@ def parse_with_real_files(flags: list[str], tmp_path: Path):
 
 
 def test_gpu_recipe_flags_parse_into_the_dataclasses(tmp_path):
-    result = run_script({"MODE": "gpu", "DRY_RUN": "1", "NUM_GPUS": "8", "DATA_DIR": str(tmp_path / "okvqa")},
-                        "--save_total_limit", "1")
+    result = run_script(
+        {"MODE": "gpu", "DRY_RUN": "1", "NUM_GPUS": "8", "DATA_DIR": str(tmp_path / "okvqa")}, "--save_total_limit", "1"
+    )
     flags = train_flags(result.stdout)
     assert flags[-2:] == ["--save_total_limit", "1"]  # extra arguments pass through, last
     model_args, data_args, training_args = parse_with_real_files(flags, tmp_path)
@@ -74,19 +76,41 @@ def test_demo_flags_parse(tmp_path):
 
 
 def test_every_setting_is_an_environment_variable(tmp_path):
-    result = run_script({"MODE": "gpu", "DRY_RUN": "1", "DATA_DIR": str(tmp_path / "d"), "EPOCHS": "1",
-                         "LORA_R": "64", "OUTPUT_DIR": "checkpoints/llava-x-lora", "BATCH_SIZE": "4",
-                         "MODEL_NAME_OR_PATH": "/models/llava", "REPORT_TO": "none"})
+    result = run_script(
+        {
+            "MODE": "gpu",
+            "DRY_RUN": "1",
+            "DATA_DIR": str(tmp_path / "d"),
+            "EPOCHS": "1",
+            "LORA_R": "64",
+            "OUTPUT_DIR": "checkpoints/llava-x-lora",
+            "BATCH_SIZE": "4",
+            "MODEL_NAME_OR_PATH": "/models/llava",
+            "REPORT_TO": "none",
+        }
+    )
     flags = train_flags(result.stdout)
-    for flag, value in (("--num_train_epochs", "1"), ("--lora_r", "64"), ("--output_dir", "checkpoints/llava-x-lora"),
-                        ("--per_device_train_batch_size", "4"), ("--model_name_or_path", "/models/llava"),
-                        ("--report_to", "none")):
+    for flag, value in (
+        ("--num_train_epochs", "1"),
+        ("--lora_r", "64"),
+        ("--output_dir", "checkpoints/llava-x-lora"),
+        ("--per_device_train_batch_size", "4"),
+        ("--model_name_or_path", "/models/llava"),
+        ("--report_to", "none"),
+    ):
         assert flags[flags.index(flag) + 1] == value, flag
 
 
 def test_gpu_mode_without_data_names_what_is_missing(tmp_path):
-    result = run_script({"MODE": "gpu", "OKVQA_DIR": str(tmp_path / "raw"), "COCO_DIR": str(tmp_path / "coco"),
-                         "DATA_DIR": str(tmp_path / "okvqa")}, check=False)
+    result = run_script(
+        {
+            "MODE": "gpu",
+            "OKVQA_DIR": str(tmp_path / "raw"),
+            "COCO_DIR": str(tmp_path / "coco"),
+            "DATA_DIR": str(tmp_path / "okvqa"),
+        },
+        check=False,
+    )
     assert result.returncode == 2
     assert "OpenEnded_mscoco_train2014_questions.json" in result.stderr
     assert f"{tmp_path / 'coco'}/val2014/" in result.stderr
@@ -96,9 +120,19 @@ def test_gpu_mode_without_data_names_what_is_missing(tmp_path):
 @pytest.mark.slow
 def test_cpu_demo_end_to_end(tmp_path):
     output = tmp_path / "llava-tiny-okvqa-qlora"
-    result = run_script({"MODE": "demo", "DEMO_DIR": str(tmp_path / "demo"), "OUTPUT_DIR": str(output),
-                         "EPOCHS": "2", "DEMO_TRAIN_SIZE": "64", "DEMO_VAL_SIZE": "24", "VAL_SUBSET": "12",
-                         "OMP_NUM_THREADS": "1"}, check=False)
+    result = run_script(
+        {
+            "MODE": "demo",
+            "DEMO_DIR": str(tmp_path / "demo"),
+            "OUTPUT_DIR": str(output),
+            "EPOCHS": "2",
+            "DEMO_TRAIN_SIZE": "64",
+            "DEMO_VAL_SIZE": "24",
+            "VAL_SUBSET": "12",
+            "OMP_NUM_THREADS": "1",
+        },
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     assert "OK-VQA scores for" in result.stdout and "VQA accuracy" in result.stdout
     score = json.loads((output / "eval" / "okvqa_val_score.json").read_text())
@@ -155,9 +189,20 @@ def test_custom_without_converted_data_says_how_to_convert(tmp_path):
 def test_cpu_demo_on_custom_csv_data_end_to_end(tmp_path):
     """DATASET=custom: synthetic CSV -> llava.data.vqa -> QLoRA -> answers -> score."""
     output = tmp_path / "llava-tiny-custom-qlora"
-    result = run_script({"MODE": "demo", "DATASET": "custom", "DEMO_DIR": str(tmp_path / "demo"),
-                         "OUTPUT_DIR": str(output), "EPOCHS": "1", "DEMO_TRAIN_SIZE": "64",
-                         "DEMO_VAL_SIZE": "24", "VAL_SUBSET": "12", "OMP_NUM_THREADS": "1"}, check=False)
+    result = run_script(
+        {
+            "MODE": "demo",
+            "DATASET": "custom",
+            "DEMO_DIR": str(tmp_path / "demo"),
+            "OUTPUT_DIR": str(output),
+            "EPOCHS": "1",
+            "DEMO_TRAIN_SIZE": "64",
+            "DEMO_VAL_SIZE": "24",
+            "VAL_SUBSET": "12",
+            "OMP_NUM_THREADS": "1",
+        },
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     summary = json.loads((tmp_path / "demo" / "custom" / "summary.json").read_text())
     assert summary["image_folder"] == str((tmp_path / "demo" / "raw_csv" / "csv").resolve())
@@ -213,10 +258,19 @@ def test_sigterm_to_the_script_reaches_the_workers_and_exits_75(tmp_path):
     for name in ("train.json", "val_subset.json"):
         (data / name).write_text("[]")
     (data / "summary.json").write_text(json.dumps({"image_folder": str(tmp_path)}))
-    env = {**os.environ, "WANDB_MODE": "disabled", "MODE": "gpu", "DATA_DIR": str(data), "DEEPSPEED": str(fake),
-           "MARK": str(mark), "PYTHON": sys.executable, "OUTPUT_DIR": str(tmp_path / "out")}
-    script = subprocess.Popen(["bash", str(SCRIPT)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "MODE": "gpu",
+        "DATA_DIR": str(data),
+        "DEEPSPEED": str(fake),
+        "MARK": str(mark),
+        "PYTHON": sys.executable,
+        "OUTPUT_DIR": str(tmp_path / "out"),
+    }
+    script = subprocess.Popen(
+        ["bash", str(SCRIPT)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not (mark / "ready").exists():

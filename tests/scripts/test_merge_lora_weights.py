@@ -37,9 +37,21 @@ def merged_dir(tmp_path_factory, lora_run, tiny_llava_dir) -> Path:
     out = tmp_path_factory.mktemp("merged") / "llava-tiny-task-merged"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--model-path", str(lora_run), "--model-base", str(tiny_llava_dir),
-         "--save-model-path", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--model-path",
+            str(lora_run),
+            "--model-base",
+            str(tiny_llava_dir),
+            "--save-model-path",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return out
@@ -75,9 +87,7 @@ def _logits(model, input_ids, pixel_values) -> torch.Tensor:
 def test_merged_checkpoint_loads_without_base_and_matches_unmerged_lora(merged_dir, lora_run, tiny_llava_dir):
     from llava.model.builder import load_pretrained_model
 
-    tokenizer, merged, image_processor, _ = load_pretrained_model(
-        str(merged_dir), None, merged_dir.name, device="cpu"
-    )
+    tokenizer, merged, image_processor, _ = load_pretrained_model(str(merged_dir), None, merged_dir.name, device="cpu")
     input_ids, pixel_values, _ = prompt_inputs(tokenizer, image_processor, merged.config)
     merged_logits = _logits(merged, input_ids, pixel_values)
 
@@ -125,11 +135,20 @@ def test_refuses_existing_output_and_non_run(merge_script, tmp_path, tiny_llava_
     existing = tmp_path / "merged"
     existing.mkdir()
     with pytest.raises(FileExistsError, match="--overwrite"):
-        merge_script.main(["--model-path", str(lora_run), "--model-base", str(tiny_llava_dir),
-                           "--save-model-path", str(existing)])
+        merge_script.main(
+            ["--model-path", str(lora_run), "--model-base", str(tiny_llava_dir), "--save-model-path", str(existing)]
+        )
     with pytest.raises(FileNotFoundError, match="not a LoRA"):
-        merge_script.main(["--model-path", str(tiny_llava_dir), "--model-base", str(tiny_llava_dir),
-                           "--save-model-path", str(tmp_path / "other")])
+        merge_script.main(
+            [
+                "--model-path",
+                str(tiny_llava_dir),
+                "--model-base",
+                str(tiny_llava_dir),
+                "--save-model-path",
+                str(tmp_path / "other"),
+            ]
+        )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["merged"]
 
 

@@ -24,12 +24,16 @@ def questions(data_dir: Path) -> list[dict]:
     items = []
     for index, entry in enumerate(entries):
         kind = ("colour", "shape")[index % 2]
-        items.append({
-            "question_id": entry["id"], "image": entry["image"],
-            "question": entry["conversations"][0]["value"].replace("<image>\n", "").splitlines()[0],
-            "truth": entry["conversations"][1]["value"], "kind": kind,
-            "answers": [entry["conversations"][1]["value"]] * 7 + ["something else"] * 3,
-        })
+        items.append(
+            {
+                "question_id": entry["id"],
+                "image": entry["image"],
+                "question": entry["conversations"][0]["value"].replace("<image>\n", "").splitlines()[0],
+                "truth": entry["conversations"][1]["value"],
+                "kind": kind,
+                "answers": [entry["conversations"][1]["value"]] * 7 + ["something else"] * 3,
+            }
+        )
     return items
 
 
@@ -51,12 +55,18 @@ def write_eval_run(run_dir: Path, data_dir: Path) -> tuple[Path, Path]:
         records = []
         for position, item in enumerate(items):
             text = prediction(item, epoch, position == len(items) - 1)
-            records.append({
-                "question_id": item["question_id"], "question": item["question"], "image": item["image"],
-                "prediction": text, "answers": item["answers"], "question_type": CATEGORY[item["kind"]],
-                "vqa_accuracy": vqa_accuracy(text, item["answers"]),
-                "exact_match": exact_match(text, item["answers"]),
-            })
+            records.append(
+                {
+                    "question_id": item["question_id"],
+                    "question": item["question"],
+                    "image": item["image"],
+                    "prediction": text,
+                    "answers": item["answers"],
+                    "question_type": CATEGORY[item["kind"]],
+                    "vqa_accuracy": vqa_accuracy(text, item["answers"]),
+                    "exact_match": exact_match(text, item["answers"]),
+                }
+            )
         evaluator.last_records = records
         evaluator.write_outputs(float(epoch), epoch * 3, 2.0 - 0.5 * epoch, score_predictions(records))
     return run_dir, data_dir / "images"

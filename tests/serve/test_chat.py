@@ -37,11 +37,18 @@ def picture(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("name, mode", [
-    ("llava-v1.5-7b", "llava_v1"), ("llava-v1.5-7b-okvqa-qlora", "llava_v1"),
-    ("llava-llama-2-13b-chat", "llava_llama_2"), ("llava-v1.6-mistral-7b", "mistral_instruct"),
-    ("llava-v1.6-34b", "chatml_direct"), ("llava-mpt-7b", "mpt"), ("llava-tiny", "llava_v0"),
-])
+@pytest.mark.parametrize(
+    "name, mode",
+    [
+        ("llava-v1.5-7b", "llava_v1"),
+        ("llava-v1.5-7b-okvqa-qlora", "llava_v1"),
+        ("llava-llama-2-13b-chat", "llava_llama_2"),
+        ("llava-v1.6-mistral-7b", "mistral_instruct"),
+        ("llava-v1.6-34b", "chatml_direct"),
+        ("llava-mpt-7b", "mpt"),
+        ("llava-tiny", "llava_v0"),
+    ],
+)
 def test_template_is_inferred_from_the_name_as_upstream(name, mode):
     assert infer_conv_mode(name) == mode
     assert mode in conv_templates

@@ -46,8 +46,11 @@ def test_reads_every_evaluation_in_order_with_its_predictions(run):
 
 def improved_shape_questions(run) -> list[str]:
     """Shape questions epoch 1 got wrong (it said 'circle') and epoch 2 right (all but the last)."""
-    return [r["question_id"] for r in run.evaluation("epoch_2").records
-            if r["question_type"] == "nine" and r["answers"][0] != "circle" and r["question_id"] != "q11"]
+    return [
+        r["question_id"]
+        for r in run.evaluation("epoch_2").records
+        if r["question_type"] == "nine" and r["answers"][0] != "circle" and r["question_id"] != "q11"
+    ]
 
 
 def test_filters_by_category_result_and_change_between_epochs(run):
@@ -59,8 +62,10 @@ def test_filters_by_category_result_and_change_between_epochs(run):
     assert ids(improved) == improved_shape_questions(run)
     assert all(row.compared["vqa_accuracy"] == 0.0 and row.record["vqa_accuracy"] == 1.0 for row in improved)
     assert ids(select_rows(run, "epoch_1", compare_tag="epoch_0", change="got worse")) == [
-        r["question_id"] for r in run.evaluation("epoch_0").records
-        if r["vqa_accuracy"] == 1.0 and r["question_type"] == "nine"]
+        r["question_id"]
+        for r in run.evaluation("epoch_0").records
+        if r["vqa_accuracy"] == 1.0 and r["question_type"] == "nine"
+    ]
     changed = select_rows(run, "epoch_2", compare_tag="epoch_1", change="changed")
     unchanged = select_rows(run, "epoch_2", compare_tag="epoch_1", change="unchanged")
     assert sorted(ids(changed) + ids(unchanged)) == sorted(ids(select_rows(run, "epoch_2")))
@@ -119,9 +124,11 @@ def test_the_browser_never_imports_a_model_stack(run_files):
     import subprocess
     import sys
 
-    code = ("import sys; from llava.serve.eval_browser import load_run, select_rows; "
-            f"run = load_run({str(run_files[0])!r}); select_rows(run, 'epoch_2'); "
-            "print(sorted(m for m in ('torch', 'transformers', 'gradio') if m in sys.modules))")
+    code = (
+        "import sys; from llava.serve.eval_browser import load_run, select_rows; "
+        f"run = load_run({str(run_files[0])!r}); select_rows(run, 'epoch_2'); "
+        "print(sorted(m for m in ('torch', 'transformers', 'gradio') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -16,7 +16,13 @@ NO_GRADIO = importlib.util.find_spec("gradio") is None
 
 def test_flags_and_defaults():
     args = build_parser().parse_args(["--model-path", "run"])
-    assert (args.host, args.port, args.model_base, args.conv_mode, args.device) == ("127.0.0.1", 7860, None, None, "cuda")
+    assert (args.host, args.port, args.model_base, args.conv_mode, args.device) == (
+        "127.0.0.1",
+        7860,
+        None,
+        None,
+        "cuda",
+    )
     assert build_parser().parse_args(["--model-path", "run", "--load-4bit"]).load_4bit
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--model-path", "run", "--load-4bit", "--load-8bit"])
@@ -43,8 +49,11 @@ def server_url(tiny_llava_dir, tmp_path_factory):
     if BROWSER_SKIP:
         pytest.skip(BROWSER_SKIP)
     log = tmp_path_factory.mktemp("chat-server-log") / "server.log"
-    with served("llava.serve.gradio_web_server",
-                ["--model-path", str(tiny_llava_dir), "--device", "cpu", "--conv-mode", "vicuna_v1"], log) as url:
+    with served(
+        "llava.serve.gradio_web_server",
+        ["--model-path", str(tiny_llava_dir), "--device", "cpu", "--conv-mode", "vicuna_v1"],
+        log,
+    ) as url:
         yield url
 
 

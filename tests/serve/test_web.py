@@ -28,7 +28,9 @@ def test_analytics_are_off_once_gradio_is_imported(monkeypatch):
 
 
 def test_training_and_evaluation_never_import_gradio():
-    code = ("import sys, llava.train.train, llava.train.evaluation, llava.eval.model_vqa, llava.serve.chat; "
-            "print('gradio' in sys.modules)")
+    code = (
+        "import sys, llava.train.train, llava.train.evaluation, llava.eval.model_vqa, llava.serve.chat; "
+        "print('gradio' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

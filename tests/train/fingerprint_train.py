@@ -39,8 +39,14 @@ def main() -> None:
     original = load_file(str(model_path / "model.safetensors"))
     tower = load_file(str(tower_path / "model.safetensors"))
 
-    result = {"base_identical": True, "tower_identical": True, "projector_changed": False,
-              "lora_nonzero": False, "trainable": [], "mismatches": []}
+    result = {
+        "base_identical": True,
+        "tower_identical": True,
+        "projector_changed": False,
+        "lora_nonzero": False,
+        "trainable": [],
+        "mismatches": [],
+    }
     for name, param in trainer.model.named_parameters():
         value = gathered_copy(param)  # every rank gathers, in the same order
         key = _canonical(name)

@@ -36,5 +36,13 @@ def run(command: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
 
 def deepspeed_command(processes: int, config: str) -> list[str]:
     launcher = shutil.which("deepspeed") or str(Path(sys.executable).with_name("deepspeed"))
-    return [launcher, "--num_gpus", str(processes), "--master_port", str(_free_port()), str(HELPER),
-            "--deepspeed", str(ROOT / "scripts" / config)]
+    return [
+        launcher,
+        "--num_gpus",
+        str(processes),
+        "--master_port",
+        str(_free_port()),
+        str(HELPER),
+        "--deepspeed",
+        str(ROOT / "scripts" / config),
+    ]

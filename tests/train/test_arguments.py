@@ -179,9 +179,7 @@ def test_defaults_parse(paths):
     for dataclass_type, name, default in UPSTREAM_FLAGS:
         if name == "data_path":
             continue
-        instance = {ModelArguments: model_args, DataArguments: data_args}.get(
-            dataclass_type, training_args
-        )
+        instance = {ModelArguments: model_args, DataArguments: data_args}.get(dataclass_type, training_args)
         assert argument_checks.enum_value(getattr(instance, name)) == default, name
     assert isinstance(training_args, TrainingArguments)
     assert validate(model_args, data_args, training_args) == []
@@ -240,9 +238,7 @@ def test_legacy_flag_is_mapped_with_a_note(paths, caplog, legacy, expected, note
         _, _, training_args = parse_args([*legacy, *base_argv(paths)])
     for name, value in expected.items():
         assert argument_checks.enum_value(getattr(training_args, name)) == value
-    notes = [
-        r.getMessage() for r in caplog.records if r.name == "llava" and r.levelno == logging.WARNING
-    ]
+    notes = [r.getMessage() for r in caplog.records if r.name == "llava" and r.levelno == logging.WARNING]
     assert len(notes) == 1 and "deprecated flag" in notes[0] and note in notes[0]
 
 
@@ -283,9 +279,7 @@ def test_use_cpu_is_set_without_cuda(paths, caplog):
     with caplog.at_level(logging.INFO, logger="llava"):
         _, _, training_args = parse_args(base_argv(paths))
     assert training_args.use_cpu is True
-    infos = [
-        r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name == "llava"
-    ]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name == "llava"]
     assert infos == [legacy_flags._USE_CPU_NOTE]
 
 
@@ -583,9 +577,7 @@ def test_upstream_recipe_qlora_variant_parses(paths, monkeypatch):
     argv = upstream_recipe(paths)
     argv[argv.index("./scripts/zero3.json")] = "./scripts/zero2.json"
     _, _, training_args = parse_args([*argv, "--bits", "4"])
-    assert (
-        training_args.bits == 4 and training_args.quant_type == "nf4" and training_args.double_quant
-    )
+    assert training_args.bits == 4 and training_args.quant_type == "nf4" and training_args.double_quant
     assert not training_args.hf_deepspeed_config.is_zero3()
 
 
@@ -603,13 +595,9 @@ _PATH_FLAGS = {
 
 def _expand(text: str, variables: dict[str, str], placeholder_dir: Path) -> str:
     text = re.sub(r"\$\([^)]*\)", "x", text)  # command substitution: any word will do
-    text = _DEFAULTED.sub(
-        lambda m: variables.get(m.group(1), _expand(m.group(2), variables, placeholder_dir)), text
-    )
+    text = _DEFAULTED.sub(lambda m: variables.get(m.group(1), _expand(m.group(2), variables, placeholder_dir)), text)
     return _PLAIN.sub(
-        lambda m: variables.get(
-            m.group(1) or m.group(2), str(placeholder_dir / (m.group(1) or m.group(2)))
-        ),
+        lambda m: variables.get(m.group(1) or m.group(2), str(placeholder_dir / (m.group(1) or m.group(2)))),
         text,
     )
 
@@ -628,17 +616,13 @@ def train_commands(script: Path, placeholder_dir: Path) -> list[list[str]]:
             continue
         assignment = _ASSIGNMENT.match(line)
         if assignment:
-            words = shlex.split(
-                _expand(assignment.group(2), variables, placeholder_dir), comments=True
-            )
+            words = shlex.split(_expand(assignment.group(2), variables, placeholder_dir), comments=True)
             variables[assignment.group(1)] = " ".join(words)
             continue
         tokens = shlex.split(line, comments=True)
         starts = [i for i, token in enumerate(tokens) if TRAIN_SCRIPT.search(token)]
         if starts:
-            flags = [
-                _expand(t, variables, placeholder_dir) for t in tokens[starts[0] + 1 :] if t != "$@"
-            ]
+            flags = [_expand(t, variables, placeholder_dir) for t in tokens[starts[0] + 1 :] if t != "$@"]
             commands.append(flags)
     return commands
 
@@ -659,9 +643,7 @@ def test_the_task_scripts_are_found():
     assert {"scripts/v1_5/finetune_task_lora.sh", "scripts/v1_5/finetune_task_qlora.sh"} <= names
 
 
-@pytest.mark.parametrize(
-    "script", TRAINING_SCRIPTS, ids=lambda s: s.relative_to(REPO_ROOT).as_posix()
-)
+@pytest.mark.parametrize("script", TRAINING_SCRIPTS, ids=lambda s: s.relative_to(REPO_ROOT).as_posix())
 def test_every_training_script_parses(script, paths, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     commands = train_commands(script, tmp_path / "placeholders")

@@ -85,7 +85,9 @@ def upstream_round_arithmetic(prompt, tokenizer, template, has_image, legacy_fix
         round_len, instruction_len = length(round_text), length(parts[0] + separator) - 2
         if legacy_fix and number != 0 and template.sep_style == SeparatorStyle.TWO:
             round_len, instruction_len = round_len - 1, instruction_len - 1
-        labels[position : position + instruction_len] = [IGNORE_INDEX] * len(labels[position : position + instruction_len])
+        labels[position : position + instruction_len] = [IGNORE_INDEX] * len(
+            labels[position : position + instruction_len]
+        )
         position += round_len
     labels[position:] = [IGNORE_INDEX] * len(labels[position:])
     return labels, position != total
@@ -147,7 +149,9 @@ def test_golden_v1_every_token(tiny_tokenizer, make_data_args):
         ("mask", "USER:▁How▁many?▁ASSISTANT:"),
         ("learn", "▁3▁cats</s>"),
     ]
-    pieces = tiny_tokenizer.convert_ids_to_tokens([token for token, label in zip(input_ids, labels, strict=True) if label != IGNORE_INDEX])
+    pieces = tiny_tokenizer.convert_ids_to_tokens(
+        [token for token, label in zip(input_ids, labels, strict=True) if label != IGNORE_INDEX]
+    )
     assert pieces == ["▁A", "▁", "re", "d", "▁c", "at", ".", "</s>", "▁", "3", "▁c", "at", "s", "</s>"]
 
 
@@ -157,7 +161,11 @@ def test_golden_llava_llama_2_every_token(tiny_tokenizer, make_data_args):
     assert [state for state, _ in runs] == ["mask", "learn", "mask", "learn"]
     assert runs[0][1].startswith("<s>▁[INST]▁<<SYS>><0x0A>You▁are▁a▁helpful▁language")
     assert runs[0][1].endswith("<</SYS>><0x0A><0x0A><IMG>▁<0x0A>What▁is▁this?▁[/INST]")
-    assert runs[1:] == [("learn", "▁A▁red▁cat.▁</s>"), ("mask", "<s>[INST]▁How▁many?▁[/INST]"), ("learn", "▁3▁cats▁</s>")]
+    assert runs[1:] == [
+        ("learn", "▁A▁red▁cat.▁</s>"),
+        ("mask", "<s>[INST]▁How▁many?▁[/INST]"),
+        ("learn", "▁3▁cats▁</s>"),
+    ]
 
 
 @pytest.mark.parametrize("key", ["v1", "vicuna_v1", "llava_v1", "llava_llama_2"])
@@ -216,18 +224,25 @@ def test_golden_single_v0_style(tiny_tokenizer, make_data_args):
     assert learned_pieces(tiny_tokenizer, input_ids, labels) == ["▁A▁red▁cat.###", "▁3▁cats###"]
     prompt = _prompt(TWO_ROUNDS, "v0", make_data_args)
     assert "renewable" not in prompt  # the template's example exchange is not part of training prompts
-    assert prompt.endswith("###Human: <image>\nWhat is this?###Assistant: A red cat.###Human: How many?###Assistant: 3 cats###")
+    assert prompt.endswith(
+        "###Human: <image>\nWhat is this?###Assistant: A red cat.###Human: How many?###Assistant: 3 cats###"
+    )
 
 
 def test_leading_gpt_turn_is_dropped(tiny_tokenizer, make_data_args):
     with_leading = [{"from": "gpt", "value": "Hello!"}] + TWO_ROUNDS
-    assert build(tiny_tokenizer, with_leading, "v1", make_data_args) == build(tiny_tokenizer, TWO_ROUNDS, "v1", make_data_args)
+    assert build(tiny_tokenizer, with_leading, "v1", make_data_args) == build(
+        tiny_tokenizer, TWO_ROUNDS, "v1", make_data_args
+    )
 
 
 @pytest.mark.parametrize(
     "turns, message",
     [
-        ([{"from": "human", "value": "a"}, {"from": "human", "value": "b"}], "turn 1 is from 'human' but 'gpt' was expected"),
+        (
+            [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}],
+            "turn 1 is from 'human' but 'gpt' was expected",
+        ),
         ([{"from": "human", "value": "a"}, {"from": "bot", "value": "b"}], "turn 1 is from 'bot'"),
         ([{"from": "human"}], "turn 0 must be an object"),
         ([], "'conversations' must be a non-empty list"),
@@ -250,7 +265,9 @@ def test_text_only_sample_is_truncated_like_upstream(tiny_tokenizer):
 
 def test_sample_without_learnable_tokens_is_logged(tiny_tokenizer, caplog):
     with caplog.at_level(logging.WARNING, logger="llava.train.data"):
-        out = preprocess([[{"from": "human", "value": "Hi"}]], tiny_tokenizer, conversation_template="v1", sample_ids=["q7"])
+        out = preprocess(
+            [[{"from": "human", "value": "Hi"}]], tiny_tokenizer, conversation_template="v1", sample_ids=["q7"]
+        )
     assert (out["labels"][0] == IGNORE_INDEX).all()
     assert "sample 'q7' has no learnable tokens" in caplog.text
 
@@ -267,7 +284,12 @@ def test_sample_without_learnable_tokens_is_logged(tiny_tokenizer, caplog):
         ("A <image> B <image>", {}, "v1", "<image>\nA  B"),
         ("What?\n<image>", {"mm_use_im_start_end": True}, "v1", "<im_start><image><im_end>\nWhat?"),
         ("What?\n<image>", {}, "v1_mmtag", "<Image><image></Image>\nWhat?"),
-        ("What?\n<image>", {"mm_use_im_start_end": True}, "v0_mmtag", "<Image><im_start><image><im_end></Image>\nWhat?"),
+        (
+            "What?\n<image>",
+            {"mm_use_im_start_end": True},
+            "v0_mmtag",
+            "<Image><im_start><image><im_end></Image>\nWhat?",
+        ),
         ("What?\n<image>", {"is_multimodal": False}, "v1", "What?\n<image>"),
         ("  no image  ", {}, "v1", "  no image  "),
     ],
@@ -312,8 +334,12 @@ def dataset_file(tmp_path, write_image, write_json):
     records = [
         {"id": "a", "image": "wide.png", "conversations": TWO_ROUNDS},
         {"id": "b", "conversations": [{"from": "human", "value": "Say hi"}, {"from": "gpt", "value": "hi there"}]},
-        {"id": "c", "image": "sub/tall.jpg", "question_id": 9,
-         "conversations": [{"from": "human", "value": "<image>\nColour?"}, {"from": "gpt", "value": "blue"}]},
+        {
+            "id": "c",
+            "image": "sub/tall.jpg",
+            "question_id": 9,
+            "conversations": [{"from": "human", "value": "<image>\nColour?"}, {"from": "gpt", "value": "blue"}],
+        },
     ]
     return write_json(tmp_path / "train.json", records)
 
@@ -331,14 +357,17 @@ def test_dataset_items_with_pad_aspect_ratio(tiny_tokenizer, make_data_args, dat
         expected = image_processor.preprocess(expand2square(image.convert("RGB"), mean), return_tensors="pt")
     torch.testing.assert_close(item["image"], expected["pixel_values"][0])
     assert learned_pieces(tiny_tokenizer, item["input_ids"].tolist(), item["labels"].tolist()) == [
-        "▁A▁red▁cat.</s>", "▁3▁cats</s>",
+        "▁A▁red▁cat.</s>",
+        "▁3▁cats</s>",
     ]
     assert dataset[2]["image"].shape == (3, 32, 32)
 
 
 def test_dataset_square_differs_from_pad(tiny_tokenizer, make_data_args, dataset_file):
     square = LazySupervisedDataset(str(dataset_file), tiny_tokenizer, make_data_args(), "v1")[0]["image"]
-    padded = LazySupervisedDataset(str(dataset_file), tiny_tokenizer, make_data_args(image_aspect_ratio="pad"), "v1")[0]["image"]
+    padded = LazySupervisedDataset(str(dataset_file), tiny_tokenizer, make_data_args(image_aspect_ratio="pad"), "v1")[
+        0
+    ]["image"]
     assert not torch.allclose(square, padded)
 
 
@@ -359,11 +388,14 @@ def test_lengths_and_modality_lengths(tiny_tokenizer, make_data_args, dataset_fi
 
 
 def test_dataset_errors_name_file_entry_id_and_image(tiny_tokenizer, make_data_args, tmp_path, write_json):
-    path = write_json(tmp_path / "bad.json", [
-        {"id": "ok", "conversations": TWO_ROUNDS[:2]},
-        {"id": "gone", "image": "missing.png", "conversations": TWO_ROUNDS},
-        {"id": "twice", "conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]},
-    ])
+    path = write_json(
+        tmp_path / "bad.json",
+        [
+            {"id": "ok", "conversations": TWO_ROUNDS[:2]},
+            {"id": "gone", "image": "missing.png", "conversations": TWO_ROUNDS},
+            {"id": "twice", "conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]},
+        ],
+    )
     dataset = LazySupervisedDataset(str(path), tiny_tokenizer, make_data_args(), "v1")
     with pytest.raises(DatasetError) as raised:
         dataset[1]
@@ -410,7 +442,9 @@ def test_dataset_counts_samples_without_learnable_tokens(tiny_tokenizer, make_da
 def test_collator_docstring_example():
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    for test in finder.find(DataCollatorForSupervisedDataset, "DataCollatorForSupervisedDataset", globs=dict(vars(data_module))):
+    for test in finder.find(
+        DataCollatorForSupervisedDataset, "DataCollatorForSupervisedDataset", globs=dict(vars(data_module))
+    ):
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     assert runner.summarize(verbose=False).attempted >= 5
@@ -419,11 +453,16 @@ def test_collator_docstring_example():
 def test_collator_pads_truncates_and_stacks(tiny_tokenizer):
     tiny_tokenizer.model_max_length = 4
     collator = DataCollatorForSupervisedDataset(tiny_tokenizer)
-    batch = collator([
-        {"input_ids": torch.tensor([1, 5, 6, 7, 8, 9]), "labels": torch.tensor([-100, -100, 6, 7, 8, 9]),
-         "image": torch.ones(3, 4, 4)},
-        {"input_ids": torch.tensor([1, 5]), "labels": torch.tensor([-100, 5]), "image": torch.zeros(3, 4, 4)},
-    ])
+    batch = collator(
+        [
+            {
+                "input_ids": torch.tensor([1, 5, 6, 7, 8, 9]),
+                "labels": torch.tensor([-100, -100, 6, 7, 8, 9]),
+                "image": torch.ones(3, 4, 4),
+            },
+            {"input_ids": torch.tensor([1, 5]), "labels": torch.tensor([-100, 5]), "image": torch.zeros(3, 4, 4)},
+        ]
+    )
     assert batch["input_ids"].tolist() == [[1, 5, 6, 7], [1, 5, 0, 0]]
     assert batch["labels"].tolist() == [[-100, -100, 6, 7], [-100, 5, -100, -100]]
     assert batch["attention_mask"].tolist() == [[True] * 4, [True, True, False, False]]
@@ -432,10 +471,12 @@ def test_collator_pads_truncates_and_stacks(tiny_tokenizer):
 
 def test_collator_keeps_images_of_different_shapes_as_a_list(tiny_tokenizer):
     collator = DataCollatorForSupervisedDataset(tiny_tokenizer)
-    batch = collator([
-        {"input_ids": torch.tensor([1]), "labels": torch.tensor([-100]), "image": torch.ones(3, 4, 4)},
-        {"input_ids": torch.tensor([1]), "labels": torch.tensor([-100]), "image": torch.ones(3, 8, 8)},
-    ])
+    batch = collator(
+        [
+            {"input_ids": torch.tensor([1]), "labels": torch.tensor([-100]), "image": torch.ones(3, 4, 4)},
+            {"input_ids": torch.tensor([1]), "labels": torch.tensor([-100]), "image": torch.ones(3, 8, 8)},
+        ]
+    )
     assert isinstance(batch["images"], list) and [image.shape[-1] for image in batch["images"]] == [4, 8]
     no_images = collator([{"input_ids": torch.tensor([1]), "labels": torch.tensor([-100])}])
     assert "images" not in no_images
@@ -444,7 +485,9 @@ def test_collator_keeps_images_of_different_shapes_as_a_list(tiny_tokenizer):
 def test_collator_needs_a_pad_token(tiny_tokenizer):
     tiny_tokenizer.pad_token = None
     with pytest.raises(ValueError, match="pad_token = tokenizer.unk_token"):
-        DataCollatorForSupervisedDataset(tiny_tokenizer)([{"input_ids": torch.tensor([1]), "labels": torch.tensor([1])}])
+        DataCollatorForSupervisedDataset(tiny_tokenizer)(
+            [{"input_ids": torch.tensor([1]), "labels": torch.tensor([1])}]
+        )
 
 
 def test_dataset_and_collator_make_a_batch(tiny_tokenizer, make_data_args, dataset_file):

@@ -24,8 +24,12 @@ def test_history_keeps_earlier_evaluations_and_replaces_later_ones(tmp_path):
 
 def test_a_nan_evaluation_is_written_as_null(tmp_path):
     evaluator = LLaVAEvaluator(None, [], image_folder=None, output_dir=tmp_path)
-    evaluator.write_outputs(1, 9, float("nan"), {"vqa_accuracy": float("nan"), "exact_match": 0.0,
-                                                 "per_category": {"other": float("inf")}, "count": 4})
+    evaluator.write_outputs(
+        1,
+        9,
+        float("nan"),
+        {"vqa_accuracy": float("nan"), "exact_match": 0.0, "per_category": {"other": float("inf")}, "count": 4},
+    )
     text = (tmp_path / EVAL_FOLDER / HISTORY_FILE).read_text()
     assert "NaN" not in text and "Infinity" not in text
     entry = json.loads(text)[0]

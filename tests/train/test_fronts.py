@@ -40,13 +40,22 @@ def _same(a, b):
 
 @pytest.mark.parametrize("has_image", [True, False])
 def test_preprocess_v1_and_llama_2_labels_equal_ours(tiny_tokenizer, has_image):
-    _same(preprocess_v1([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
-          preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, has_image, conversation_template=conv_templates["vicuna_v1"]))
-    _same(preprocess_llama_2([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
-          preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, has_image,
-                     conversation_template=conv_templates["llava_llama_2"]))
-    _same(preprocess_mpt([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
-          preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, has_image, conversation_template=conv_templates["mpt"]))
+    _same(
+        preprocess_v1([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
+        preprocess(
+            [copy.deepcopy(TURNS)], tiny_tokenizer, has_image, conversation_template=conv_templates["vicuna_v1"]
+        ),
+    )
+    _same(
+        preprocess_llama_2([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
+        preprocess(
+            [copy.deepcopy(TURNS)], tiny_tokenizer, has_image, conversation_template=conv_templates["llava_llama_2"]
+        ),
+    )
+    _same(
+        preprocess_mpt([copy.deepcopy(TURNS)], tiny_tokenizer, has_image),
+        preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, has_image, conversation_template=conv_templates["mpt"]),
+    )
 
 
 def test_preprocess_v1_follows_default_conversation_like_upstream_train(tiny_tokenizer, monkeypatch):
@@ -54,15 +63,21 @@ def test_preprocess_v1_follows_default_conversation_like_upstream_train(tiny_tok
 
     conversation = importlib.import_module("llava.conversation")  # sys.modules' module, which upstream's train() sets
     monkeypatch.setattr(conversation, "default_conversation", conv_templates["llava_v1"])
-    _same(preprocess_v1([copy.deepcopy(TURNS)], tiny_tokenizer, True),
-          preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, True, conversation_template=conv_templates["llava_v1"]))
+    _same(
+        preprocess_v1([copy.deepcopy(TURNS)], tiny_tokenizer, True),
+        preprocess([copy.deepcopy(TURNS)], tiny_tokenizer, True, conversation_template=conv_templates["llava_v1"]),
+    )
 
 
 def test_preprocess_plain_learns_the_caption_and_separator(tiny_tokenizer):
     out = preprocess_plain([copy.deepcopy(CAPTION)], tiny_tokenizer)
-    learned = [t for t, label in zip(out["input_ids"][0].tolist(), out["labels"][0].tolist(), strict=True) if label != -100]
+    learned = [
+        t for t, label in zip(out["input_ids"][0].tolist(), out["labels"][0].tolist(), strict=True) if label != -100
+    ]
     assert tiny_tokenizer.decode(learned).strip() == "a red circle"
-    _same(out, preprocess([copy.deepcopy(CAPTION)], tiny_tokenizer, True, conversation_template=conv_templates["plain"]))
+    _same(
+        out, preprocess([copy.deepcopy(CAPTION)], tiny_tokenizer, True, conversation_template=conv_templates["plain"])
+    )
 
 
 def _named():
@@ -92,7 +107,9 @@ def test_state_collectors_keep_upstreams_selection():
 
 def test_smart_resize_adds_tokens_with_mean_rows(tiny_tokenizer, tiny_llava):
     before = tiny_llava.get_input_embeddings().weight.detach().clone()
-    smart_tokenizer_and_embedding_resize({"additional_special_tokens": ["<new_a>", "<new_b>"]}, tiny_tokenizer, tiny_llava)
+    smart_tokenizer_and_embedding_resize(
+        {"additional_special_tokens": ["<new_a>", "<new_b>"]}, tiny_tokenizer, tiny_llava
+    )
     after = tiny_llava.get_input_embeddings().weight
     assert after.shape[0] == len(tiny_tokenizer) == before.shape[0] + 2
     assert torch.allclose(after[-1], before.mean(dim=0), atol=1e-6)
@@ -108,13 +125,17 @@ def test_rank0_print_prints_on_the_first_process_only(capsys, monkeypatch):
 
 def test_trainer_fronts_equal_ours():
     lengths = [5, -3, 7, 9, -2, 4, 8, -6, 1, 3, 2, 10]
+
     def gen():
         return torch.Generator().manual_seed(3)
+
     absolute = [abs(x) for x in lengths]
-    assert llava_trainer.get_length_grouped_indices(absolute, 2, 2, gen()) == \
-        llava_trainer.length_grouped_indices(absolute, 2, 2, gen())
-    assert llava_trainer.get_modality_length_grouped_indices(lengths, 2, 2, gen()) == \
-        llava_trainer.modality_length_grouped_indices(lengths, 2, 2, gen())
+    assert llava_trainer.get_length_grouped_indices(absolute, 2, 2, gen()) == llava_trainer.length_grouped_indices(
+        absolute, 2, 2, gen()
+    )
+    assert llava_trainer.get_modality_length_grouped_indices(
+        lengths, 2, 2, gen()
+    ) == llava_trainer.modality_length_grouped_indices(lengths, 2, 2, gen())
     chunks = llava_trainer.split_to_even_chunks([0, 1, 2, 3], [4, 3, 2, 1], 2)
     assert sorted(i for chunk in chunks for i in chunk) == [0, 1, 2, 3] and [len(c) for c in chunks] == [2, 2]
 

@@ -53,8 +53,10 @@ def test_divergence_guard_decisions():
     guard.check_step(None, step_skipped=True, step=10)
     with pytest.raises(TrainingDiverged, match="last 2 optimizer steps .up to step 11. were all skipped"):
         guard.check_step(None, step_skipped=True, step=11)
-    weights = [("lora_A", torch.nn.Parameter(torch.tensor([1.0, float("inf")]))),
-               ("frozen", torch.nn.Parameter(torch.tensor([float("nan")]), requires_grad=False))]
+    weights = [
+        ("lora_A", torch.nn.Parameter(torch.tensor([1.0, float("inf")]))),
+        ("frozen", torch.nn.Parameter(torch.tensor([float("nan")]), requires_grad=False)),
+    ]
     with pytest.raises(TrainingDiverged, match=r"non-finite at step 3: \['lora_A'\]; checkpoint-3 was not saved"):
         guard.check_weights(weights, 3, "checkpoint-3")
     guard.check_weights(weights[1:], 3, "checkpoint-3")  # frozen tensors are not the run's output
@@ -117,7 +119,8 @@ def test_sigterm_sets_the_flag_and_a_second_sigint_interrupts():
     finally:
         guard.uninstall()
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler) or callable(
-        signal.getsignal(signal.SIGTERM))
+        signal.getsignal(signal.SIGTERM)
+    )
 
 
 def test_a_preempted_step_saves_without_evaluating_and_the_cut_epoch_neither(tmp_path):
@@ -148,8 +151,15 @@ class Run:
     """A training command in its own process group, its output collected line by line."""
 
     def __init__(self, command: list[str]):
-        self.process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -207,8 +217,15 @@ def assert_same_weights(reference: Path, resumed: Path) -> None:
 
 def test_a_diverged_run_stops_with_status_3_naming_step_loss_and_samples(tiny_llava_dir, colour_vqa_dir, tmp_path):
     output = tmp_path / "diverged-lora"
-    flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, learning_rate="1e20",
-                         mm_projector_lr="1e20", save_strategy="steps") + ["--save_steps", "2"]
+    flags = recipe_flags(
+        tiny_llava_dir,
+        colour_vqa_dir,
+        output,
+        epochs=1,
+        learning_rate="1e20",
+        mm_projector_lr="1e20",
+        save_strategy="steps",
+    ) + ["--save_steps", "2"]
     result = subprocess.run([*TRAIN, *flags], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == EXIT_DIVERGED, result.stdout[-3000:] + result.stderr[-3000:]
     assert "error: training diverged: the training loss is nan at step 3 (rank 0, samples ['" in result.stderr
@@ -245,11 +262,18 @@ def test_a_second_run_on_a_held_output_dir_is_refused_at_once(tiny_llava_dir, co
     output.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        (output / LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid,
-                                                    "started": "earlier"}))
+        (output / LOCK_FILE).write_text(
+            json.dumps({"host": socket.gethostname(), "pid": holder.pid, "started": "earlier"})
+        )
         started = time.monotonic()
-        result = subprocess.run([*TRAIN, *recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1)],
-                                cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [*TRAIN, *recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1)],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == EXIT_LOCKED, result.stderr[-3000:]
         assert f"host {socket.gethostname()}, PID {holder.pid}" in result.stderr
         assert "Loading weights" not in result.stdout + result.stderr  # refused before any model loads
@@ -260,9 +284,7 @@ def test_a_second_run_on_a_held_output_dir_is_refused_at_once(tiny_llava_dir, co
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_under_zero2_resumes_to_the_same_weights(
-    tiny_llava_dir, colour_vqa_dir, tmp_path
-):
+def test_sigterm_to_the_process_group_under_zero2_resumes_to_the_same_weights(tiny_llava_dir, colour_vqa_dir, tmp_path):
     def command(output: Path) -> list[str]:
         launcher = deepspeed_command(2, "zero2.json")
         launcher.remove(str(ROOT / "tests" / "train" / "fingerprint_train.py"))
@@ -306,8 +328,7 @@ def test_a_diverged_zero2_run_stops_every_rank_with_status_3(tiny_llava_dir, col
     launcher = deepspeed_command(2, "zero2.json")
     launcher.remove(str(ROOT / "tests" / "train" / "fingerprint_train.py"))
     launcher.insert(5, str(ROOT / "llava" / "train" / "train.py"))
-    flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, learning_rate="1e20",
-                         mm_projector_lr="1e20")
+    flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, learning_rate="1e20", mm_projector_lr="1e20")
     result = subprocess.run([*launcher, *flags], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == EXIT_DIVERGED, result.stdout[-3000:] + result.stderr[-3000:]
     assert "error: training diverged:" in result.stderr

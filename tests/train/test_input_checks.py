@@ -10,11 +10,17 @@ import pytest
 from llava.train.input_checks import check_run_inputs, looks_local
 
 
-def problems(tmp_path, output_dir=None, model="liuhaotian/llava-v1.5-7b", tower="openai/clip-vit-large-patch14-336",
-             max_nonfinite_steps=3):
+def problems(
+    tmp_path,
+    output_dir=None,
+    model="liuhaotian/llava-v1.5-7b",
+    tower="openai/clip-vit-large-patch14-336",
+    max_nonfinite_steps=3,
+):
     model_args = SimpleNamespace(model_name_or_path=model, vision_tower=tower)
-    training_args = SimpleNamespace(output_dir=str(output_dir or tmp_path / "new" / "run"),
-                                    max_nonfinite_steps=max_nonfinite_steps)
+    training_args = SimpleNamespace(
+        output_dir=str(output_dir or tmp_path / "new" / "run"), max_nonfinite_steps=max_nonfinite_steps
+    )
     return check_run_inputs(model_args, SimpleNamespace(), training_args)
 
 
@@ -26,7 +32,8 @@ def test_hub_ids_and_a_creatable_output_dir_pass(tmp_path):
 def test_output_dir_that_is_a_file_or_not_writable(tmp_path):
     (tmp_path / "taken").write_text("x")
     assert problems(tmp_path, tmp_path / "taken") == [
-        f"--output_dir {tmp_path / 'taken'} is a file, not a folder: remove it or choose another --output_dir"]
+        f"--output_dir {tmp_path / 'taken'} is a file, not a folder: remove it or choose another --output_dir"
+    ]
     assert "is a file, so the folder cannot be created" in problems(tmp_path, tmp_path / "taken" / "run")[0]
     if os.geteuid() == 0:
         pytest.skip("root can write anywhere")

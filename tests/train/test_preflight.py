@@ -38,23 +38,62 @@ def check(folder, tokenizer, records, **options):
 CASES = [
     ("entry_not_object", ["not", "a", "dict"], "must be a JSON object"),
     ("missing_conversations", {"id": "m", "image": "ok.png"}, "'conversations' must be a non-empty list"),
-    ("bad_turn", {"id": "t", "conversations": [{"from": "human"}, {"from": "gpt", "value": "x"}]}, "turn 0 must be an object"),
-    ("bad_role", {"id": "r", "conversations": [{"from": "user", "value": "hi"}, {"from": "gpt", "value": "x"}]}, "turn 0 is from 'user'"),
-    ("bad_alternation", {"id": "a", "conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]},
-     "turn 1 is from 'human' but 'gpt' was expected"),
-    ("empty_value", {"id": "e", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "  "}]},
-     "turn 1 (gpt) has an empty value"),
-    ("bad_image_field", {"id": "f", "image": 7, "conversations": GOOD}, "'image' must be a non-empty relative path; found 7"),
-    ("image_token_missing", {"id": "b", "image": "ok.png", "conversations": [{"from": "human", "value": "Colour?"},
-                                                                             {"from": "gpt", "value": "red"}]},
-     "no <image> in its human turns"),
+    (
+        "bad_turn",
+        {"id": "t", "conversations": [{"from": "human"}, {"from": "gpt", "value": "x"}]},
+        "turn 0 must be an object",
+    ),
+    (
+        "bad_role",
+        {"id": "r", "conversations": [{"from": "user", "value": "hi"}, {"from": "gpt", "value": "x"}]},
+        "turn 0 is from 'user'",
+    ),
+    (
+        "bad_alternation",
+        {"id": "a", "conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]},
+        "turn 1 is from 'human' but 'gpt' was expected",
+    ),
+    (
+        "empty_value",
+        {"id": "e", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "  "}]},
+        "turn 1 (gpt) has an empty value",
+    ),
+    (
+        "bad_image_field",
+        {"id": "f", "image": 7, "conversations": GOOD},
+        "'image' must be a non-empty relative path; found 7",
+    ),
+    (
+        "image_token_missing",
+        {
+            "id": "b",
+            "image": "ok.png",
+            "conversations": [{"from": "human", "value": "Colour?"}, {"from": "gpt", "value": "red"}],
+        },
+        "no <image> in its human turns",
+    ),
     ("image_key_missing", {"id": "k", "conversations": GOOD}, "<image> appears 1x but the record has no 'image'"),
-    ("multiple_image_tokens", {"id": "two", "image": "ok.png", "conversations": [
-        {"from": "human", "value": "<image>\nA"}, {"from": "gpt", "value": "x"},
-        {"from": "human", "value": "<image>\nB"}, {"from": "gpt", "value": "y"}]}, "<image> appears 2 times"),
+    (
+        "multiple_image_tokens",
+        {
+            "id": "two",
+            "image": "ok.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nA"},
+                {"from": "gpt", "value": "x"},
+                {"from": "human", "value": "<image>\nB"},
+                {"from": "gpt", "value": "y"},
+            ],
+        },
+        "<image> appears 2 times",
+    ),
     ("image_missing", good("gone", "nope/missing.png"), "nope/missing.png does not exist"),
     ("image_unreadable", good("corrupt", "broken.png"), "broken.png cannot be read"),
-    ("no_learnable_tokens", {"id": "n", "conversations": [{"from": "human", "value": "Hello?"}]}, "no token of the record is learned"),
+    (
+        "no_learnable_tokens",
+        {"id": "n", "conversations": [{"from": "human", "value": "Hello?"}]},
+        "no token of the record is learned",
+    ),
 ]
 
 
@@ -145,8 +184,12 @@ def test_text_only_answer_beyond_the_limit(folder, tiny_tokenizer):
 
 def test_template_mismatch(folder, tiny_tokenizer):
     two_rounds = GOOD + [{"from": "human", "value": "And?"}, {"from": "gpt", "value": "blue"}]
-    report = check(folder, tiny_tokenizer, [{"id": "p", "image": "ok.png", "conversations": two_rounds}],
-                   conversation_template=conv_templates["plain"])
+    report = check(
+        folder,
+        tiny_tokenizer,
+        [{"id": "p", "image": "ok.png", "conversations": two_rounds}],
+        conversation_template=conv_templates["plain"],
+    )
     assert report.counts == {"template_mismatch": 1}
     assert "the plain template" in report.format()
 
@@ -160,8 +203,9 @@ def test_skip_flagged_keeps_clean_entries_and_logs_the_count(folder, tiny_tokeni
     assert [entry["id"] for entry in kept] == ["a", "c"] and kept.source_indices == [0, 2]
     assert "skipped 1 flagged records of 3" in caplog.text and "training on 2" in caplog.text
     # The dataset trains on the kept records and names them by their place in the file.
-    dataset = LazySupervisedDataset(None, tiny_tokenizer, make_data_args(image_folder=str(folder / "images")),
-                                    "v1", entries=kept)
+    dataset = LazySupervisedDataset(
+        None, tiny_tokenizer, make_data_args(image_folder=str(folder / "images")), "v1", entries=kept
+    )
     assert len(dataset) == 2 and dataset.entry_indices == [0, 2] and dataset.data_path == str(folder / "train.json")
     assert dataset[1]["image"].shape == (3, 32, 32)
 
@@ -191,9 +235,19 @@ def test_shared_image_problem_flags_every_user(folder, tiny_tokenizer):
 
 def cli_args(folder, tokenizer_dir, *extra):
     return [
-        "--data_path", str(folder / "train.json"), "--image_folder", str(folder / "images"),
-        "--tokenizer", str(tokenizer_dir), "--version", "v1", "--model_max_length", "512",
-        "--num_image_tokens", "16", *extra,
+        "--data_path",
+        str(folder / "train.json"),
+        "--image_folder",
+        str(folder / "images"),
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--version",
+        "v1",
+        "--model_max_length",
+        "512",
+        "--num_image_tokens",
+        "16",
+        *extra,
     ]
 
 
@@ -231,8 +285,13 @@ def test_truncated_image_is_found_by_decoding(folder, tiny_tokenizer, write_imag
     assert "entry 1 (id 'cut')" in str(report.problems[0]) and "cut.jpg cannot be read" in str(report.problems[0])
     kept = report.entries_or_raise(skip_flagged=True)
     assert [entry["id"] for entry in kept] == ["fine"]
-    dataset = LazySupervisedDataset(str(folder / "train.json"), tiny_tokenizer, make_data_args(image_folder=str(folder / "images")),
-                                    "v1", entries=kept)
+    dataset = LazySupervisedDataset(
+        str(folder / "train.json"),
+        tiny_tokenizer,
+        make_data_args(image_folder=str(folder / "images")),
+        "v1",
+        entries=kept,
+    )
     assert dataset[0]["input_ids"].numel() > 0  # the kept record trains
 
 

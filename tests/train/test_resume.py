@@ -63,8 +63,15 @@ def test_every_lora_checkpoint_is_complete_and_resume_is_exact(tiny_llava_dir, c
     assert checkpoints, "no checkpoints saved"
     for name in checkpoints:
         files = {p.name for p in (reference / name).iterdir()}
-        assert {"adapter_config.json", "adapter_model.safetensors", NON_LORA_FILE, "config.json",
-                "trainer_state.json", "optimizer.pt", "scheduler.pt"} <= files, (name, files)
+        assert {
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            NON_LORA_FILE,
+            "config.json",
+            "trainer_state.json",
+            "optimizer.pt",
+            "scheduler.pt",
+        } <= files, (name, files)
     assert not (reference / STAGING_DIR).exists()
 
     resumed = tmp_path / "resumed-lora"
@@ -77,8 +84,9 @@ def test_every_lora_checkpoint_is_complete_and_resume_is_exact(tiny_llava_dir, c
 
 def test_a_fresh_run_says_so(tiny_llava_dir, colour_vqa_dir, tmp_path):
     output = tmp_path / "fresh-lora"
-    result = run([sys.executable, "-m", "llava.train.train",
-                  *recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1)])
+    result = run(
+        [sys.executable, "-m", "llava.train.train", *recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1)]
+    )
     assert "Starting a fresh run" in result.stdout + result.stderr
 
 
@@ -86,11 +94,22 @@ def test_a_fresh_run_says_so(tiny_llava_dir, colour_vqa_dir, tmp_path):
 def test_resume_is_exact_with_two_processes_under_zero2(tiny_llava_dir, colour_vqa_dir, tmp_path):
     reference = tmp_path / "llava-tiny-task-lora"
     report = tmp_path / "report.json"
-    run([*deepspeed_command(2, "zero2.json"), *flags(tiny_llava_dir, colour_vqa_dir, reference),
-         "--fingerprint", str(report)])
+    run(
+        [
+            *deepspeed_command(2, "zero2.json"),
+            *flags(tiny_llava_dir, colour_vqa_dir, reference),
+            "--fingerprint",
+            str(report),
+        ]
+    )
     resumed = tmp_path / "resumed-lora"
     interrupted_copy(reference, resumed)
-    run([*deepspeed_command(2, "zero2.json"), *flags(tiny_llava_dir, colour_vqa_dir, resumed),
-         "--fingerprint", str(report)])
+    run(
+        [
+            *deepspeed_command(2, "zero2.json"),
+            *flags(tiny_llava_dir, colour_vqa_dir, resumed),
+            "--fingerprint",
+            str(report),
+        ]
+    )
     assert_same_run(reference, resumed)
-

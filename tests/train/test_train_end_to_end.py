@@ -40,8 +40,10 @@ def check_run(output_dir: Path, report: dict) -> None:
     assert adapter and all("lora_" in key and "vision_tower" not in key for key in adapter)
     extras = torch.load(output_dir / NON_LORA_FILE, weights_only=True)
     assert sorted(extras) == [
-        "base_model.model.model.mm_projector.0.bias", "base_model.model.model.mm_projector.0.weight",
-        "base_model.model.model.mm_projector.2.bias", "base_model.model.model.mm_projector.2.weight",
+        "base_model.model.model.mm_projector.0.bias",
+        "base_model.model.model.mm_projector.0.weight",
+        "base_model.model.model.mm_projector.2.bias",
+        "base_model.model.model.mm_projector.2.weight",
     ]
     config = json.loads((output_dir / "config.json").read_text())
     assert config["model_type"] == "llava_llama" and config["mm_projector_lr"] == 2e-3
@@ -52,17 +54,42 @@ def check_run(output_dir: Path, report: dict) -> None:
 # CPU, read once and pinned (torchtune's recipe tests do the same): any change to data, masking,
 # model set-up, seeding or the optimizer moves them. Update them only for a deliberate change.
 EXPECTED_LOSSES = [
-    6.712167, 7.059778, 6.183843, 5.800744, 5.546855, 5.174051, 6.187564,
-    4.997128, 4.718730, 4.485771, 4.424530, 4.232444, 4.286841, 5.485882,
-    3.974939, 4.034916, 4.015107, 4.007855, 3.775271, 3.880472, 5.253433,
+    6.712167,
+    7.059778,
+    6.183843,
+    5.800744,
+    5.546855,
+    5.174051,
+    6.187564,
+    4.997128,
+    4.718730,
+    4.485771,
+    4.424530,
+    4.232444,
+    4.286841,
+    5.485882,
+    3.974939,
+    4.034916,
+    4.015107,
+    4.007855,
+    3.775271,
+    3.880472,
+    5.253433,
 ]
 
 
 def test_lora_fine_tune_single_process(tiny_llava_dir, colour_vqa_dir, tmp_path):
     output = tmp_path / "llava-tiny-task-lora"
     report_file = tmp_path / "report.json"
-    run([sys.executable, str(HELPER), *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
-         "--fingerprint", str(report_file)])
+    run(
+        [
+            sys.executable,
+            str(HELPER),
+            *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
+            "--fingerprint",
+            str(report_file),
+        ]
+    )
     report = json.loads(report_file.read_text())
     check_run(output, report)
     assert report["losses"] == pytest.approx(EXPECTED_LOSSES, rel=1e-4), json.dumps(report["losses"])
@@ -73,8 +100,14 @@ def test_lora_fine_tune_single_process(tiny_llava_dir, colour_vqa_dir, tmp_path)
 def test_lora_fine_tune_deepspeed_two_processes(tiny_llava_dir, colour_vqa_dir, tmp_path, config):
     output = tmp_path / "llava-tiny-task-lora"
     report_file = tmp_path / "report.json"
-    run([*deepspeed_command(2, config), *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
-         "--fingerprint", str(report_file)])
+    run(
+        [
+            *deepspeed_command(2, config),
+            *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
+            "--fingerprint",
+            str(report_file),
+        ]
+    )
     check_run(output, json.loads(report_file.read_text()))
 
 
@@ -83,8 +116,18 @@ def test_qlora_4bit_zero2_two_processes(tiny_llava_dir, colour_vqa_dir, tmp_path
     pytest.importorskip("bitsandbytes")
     output = tmp_path / "llava-tiny-task-qlora"
     report_file = tmp_path / "report.json"
-    run([*deepspeed_command(2, "zero2.json"), *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
-         "--bits", "4", "--bf16", "True", "--fingerprint", str(report_file)])
+    run(
+        [
+            *deepspeed_command(2, "zero2.json"),
+            *recipe_flags(tiny_llava_dir, colour_vqa_dir, output),
+            "--bits",
+            "4",
+            "--bf16",
+            "True",
+            "--fingerprint",
+            str(report_file),
+        ]
+    )
     report = json.loads(report_file.read_text())
     assert report.get("packed_4bit_skipped", 0) > 0  # the base really was quantized
     check_run(output, report)
@@ -109,13 +152,24 @@ def test_projector_only_pretraining_saves_and_loads_mm_projector(tiny_llava_dir,
     from llava.model.builder import checkpoint_kind, load_pretrained_model
 
     output = tmp_path / "llava-tiny-pretrain"
-    flags = recipe_flags(tiny_llava_dir, colour_vqa_dir, output, epochs=1, lora_enable="False",
-                         tune_mm_mlp_adapter="True", learning_rate="1e-2")
+    flags = recipe_flags(
+        tiny_llava_dir,
+        colour_vqa_dir,
+        output,
+        epochs=1,
+        lora_enable="False",
+        tune_mm_mlp_adapter="True",
+        learning_rate="1e-2",
+    )
     run([sys.executable, "-m", "llava.train.train", *flags, "--max_steps", "2"])
     assert {"mm_projector.bin", "config.json", *UPSTREAM_TOKENIZER_FILES} <= {p.name for p in output.iterdir()}
     saved = torch.load(output / "mm_projector.bin", weights_only=True)
-    assert sorted(saved) == ["model.mm_projector.0.bias", "model.mm_projector.0.weight",
-                             "model.mm_projector.2.bias", "model.mm_projector.2.weight"]
+    assert sorted(saved) == [
+        "model.mm_projector.0.bias",
+        "model.mm_projector.0.weight",
+        "model.mm_projector.2.bias",
+        "model.mm_projector.2.weight",
+    ]
     assert checkpoint_kind(output, str(tiny_llava_dir), output.name) == "projector"
     _, model, _, _ = load_pretrained_model(str(output), str(tiny_llava_dir), output.name, device="cpu")
     state = model.state_dict()

@@ -83,9 +83,7 @@ class CLIPVisionTower(nn.Module):
     def forward(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
         if isinstance(images, list):
             return [self.forward(image.unsqueeze(0)).squeeze(0) for image in images]
-        outputs = self.vision_tower(
-            images.to(device=self.device, dtype=self.dtype), output_hidden_states=True
-        )
+        outputs = self.vision_tower(images.to(device=self.device, dtype=self.dtype), output_hidden_states=True)
         return self.feature_select(outputs).to(images.dtype)
 
     @property

@@ -53,6 +53,4 @@ def build_projector(projector_type: str, vision_hidden_size: int, text_hidden_si
 
 def build_vision_projector(config, delay_load: bool = False, **kwargs) -> nn.Module:
     """Upstream's front: the projector described by a LLaVA config."""
-    return build_projector(
-        mm_setting(config, "mm_projector_type"), config.mm_hidden_size, config.hidden_size
-    )
+    return build_projector(mm_setting(config, "mm_projector_type"), config.mm_hidden_size, config.hidden_size)
