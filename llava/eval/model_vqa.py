@@ -81,7 +81,6 @@ def eval_model(args: argparse.Namespace) -> Path:
     from llava.eval.generation import GenerationSettings, answer_batch, build_prompt
     from llava.images import open_image
     from llava.mm_utils import get_model_name_from_path, process_images
-    from llava.model.builder import load_pretrained_model
     from llava.model.mm_config import mm_setting
 
     questions = get_chunk(read_questions(args.question_file), args.num_chunks, args.chunk_idx)
@@ -94,17 +93,8 @@ def eval_model(args: argparse.Namespace) -> Path:
     if not todo:
         return answers_path
 
-    model_path = os.path.expanduser(args.model_path)
-    model_name = get_model_name_from_path(model_path)
-    tokenizer, model, image_processor, _ = load_pretrained_model(
-        model_path,
-        args.model_base,
-        model_name,
-        load_8bit=args.load_8bit,
-        load_4bit=args.load_4bit,
-        device=args.device,
-        allow_base_mismatch=args.allow_base_mismatch,
-    )
+    model_name = get_model_name_from_path(os.path.expanduser(args.model_path))
+    tokenizer, model, image_processor, _ = load_model_from_args(args, model_name)
     template = conv_templates[args.conv_mode]
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, num_beams=args.num_beams
@@ -160,6 +150,32 @@ def add_model_arguments(
     bits = parser.add_mutually_exclusive_group() if exclusive_bits else parser
     bits.add_argument("--load-8bit", action="store_true")
     bits.add_argument("--load-4bit", action="store_true")
+    parser.add_argument(
+        "--allow-base-mismatch",
+        action="store_true",
+        help="load a LoRA / projector run on a --model-base other than the one it recorded",
+    )
+
+
+def load_model_from_args(args: argparse.Namespace, model_name: str | None = None):
+    """``load_pretrained_model`` on what :func:`add_model_arguments`' flags say.
+
+    Returns ``(tokenizer, model, image_processor, context_len)``; ``model_name``
+    defaults to the name upstream derives from ``--model-path``.
+    """
+    from llava.mm_utils import get_model_name_from_path
+    from llava.model.builder import load_pretrained_model
+
+    model_path = os.path.expanduser(args.model_path)
+    return load_pretrained_model(
+        model_path,
+        args.model_base,
+        model_name or get_model_name_from_path(model_path),
+        load_8bit=args.load_8bit,
+        load_4bit=args.load_4bit,
+        device=args.device,
+        allow_base_mismatch=args.allow_base_mismatch,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, batch_size: int = 1) -> None:
@@ -187,11 +203,6 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
         help=f"longest answer in tokens (default {max_new_tokens}, upstream's)",
     )
     parser.add_argument("--batch-size", type=int, default=batch_size, help="questions per generate() call")
-    parser.add_argument(
-        "--allow-base-mismatch",
-        action="store_true",
-        help="load a LoRA / projector run on a --model-base other than the one it recorded",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

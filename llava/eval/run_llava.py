@@ -29,7 +29,7 @@ import logging
 import os
 import re
 
-from llava.eval.model_vqa import add_model_arguments
+from llava.eval.model_vqa import add_model_arguments, load_model_from_args
 
 logger = logging.getLogger("llava")
 
@@ -113,7 +113,6 @@ def eval_model(args) -> str:
     from llava.eval.generation import GenerationSettings, answer_batch, build_prompt
     from llava.eval.model_vqa import complete_args
     from llava.mm_utils import get_model_name_from_path, process_images
-    from llava.model.builder import load_pretrained_model
     from llava.model.mm_config import mm_setting
     from llava.utils import disable_torch_init
 
@@ -133,14 +132,7 @@ def eval_model(args) -> str:
             f"--conv-mode {conv_mode!r} is not a template; choose one of {', '.join(sorted(conv_templates))}"
         )
 
-    tokenizer, model, image_processor, _ = load_pretrained_model(
-        model_path,
-        args.model_base,
-        model_name,
-        load_8bit=args.load_8bit,
-        load_4bit=args.load_4bit,
-        device=args.device,
-    )
+    tokenizer, model, image_processor, _ = load_model_from_args(args, model_name)
     images = [load_image(name) for name in image_files(args.image_file, args.sep)]
     question = query_with_images(args.query, len(images), bool(mm_setting(model.config, "mm_use_im_start_end")))
     prompt = build_prompt(question, conv_templates[conv_mode], with_image=False)

@@ -82,6 +82,7 @@ def load_chat_model(
     load_8bit: bool = False,
     load_4bit: bool = False,
     device: str = "cuda",
+    allow_base_mismatch: bool = False,
 ) -> ChatModel:
     """Load ``model_path`` (a folder or a Hub id; a LoRA run needs ``model_base``) for chatting."""
     from llava.mm_utils import get_model_name_from_path
@@ -92,7 +93,13 @@ def load_chat_model(
     path = os.path.expanduser(model_path)
     model_name = get_model_name_from_path(path)
     tokenizer, model, image_processor, context_len = load_pretrained_model(
-        path, model_base, model_name, load_8bit=load_8bit, load_4bit=load_4bit, device=device
+        path,
+        model_base,
+        model_name,
+        load_8bit=load_8bit,
+        load_4bit=load_4bit,
+        device=device,
+        allow_base_mismatch=allow_base_mismatch,
     )
     if image_processor is None:
         raise ValueError(f"{model_path} has no vision tower (config.mm_vision_tower): not a LLaVA checkpoint")

@@ -150,14 +150,7 @@ def attach_lora(model, training_args):
 def attach_vision(model, tokenizer, model_args, data_args, training_args) -> None:
     """Load the CLIP tower and projector, record the mm_* config keys, fill ``data_args``."""
     llava = model.get_model()
-    llava.attach_vision_modules(
-        vision_tower=model_args.vision_tower,
-        mm_vision_select_layer=model_args.mm_vision_select_layer,
-        mm_vision_select_feature=model_args.mm_vision_select_feature,
-        mm_projector_type=model_args.mm_projector_type,
-        mm_patch_merge_type=model_args.mm_patch_merge_type,
-        pretrain_mm_mlp_adapter=model_args.pretrain_mm_mlp_adapter,
-    )
+    llava.initialize_vision_modules(model_args)  # upstream's call, over attach_vision_modules
     dtype = compute_dtype(training_args)
     tower = model.get_vision_tower()
     tower.to(device=training_args.device, dtype=dtype)

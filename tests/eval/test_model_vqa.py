@@ -85,3 +85,22 @@ def test_bad_question_file_names_the_line(tmp_path, tiny_llava_dir):
     bad.write_text('{"question_id": 1, "text": "a"}\n{"question_id": 2\n')
     with pytest.raises(ValueError, match=r"q.jsonl:2: not valid JSON"):
         answer(tiny_llava_dir, bad, tmp_path, tmp_path / "a.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("module", "required"),
+    [
+        ("llava.eval.model_vqa", []),
+        ("llava.eval.model_vqa_loader", []),
+        ("llava.eval.run_llava", ["--image-file", "a.jpg", "--query", "q"]),
+        ("llava.serve.cli", ["--image-file", "a.jpg"]),
+    ],
+)
+def test_every_answering_entry_point_takes_the_shared_model_flags(module, required):
+    import importlib
+
+    parser = importlib.import_module(module).build_parser()
+    flags = ["--model-path", "run", "--model-base", "base", "--load-4bit", "--allow-base-mismatch", *required]
+    args = parser.parse_args(flags)
+    assert (args.model_path, args.model_base, args.load_4bit, args.allow_base_mismatch) == ("run", "base", True, True)
+    assert parser.parse_args(["--model-path", "run", *required]).allow_base_mismatch is False
