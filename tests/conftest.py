@@ -1,8 +1,47 @@
-"""Shared fixtures: tiny tokenizer and models built in-process, never downloaded."""
+"""Shared fixtures: tiny tokenizer and models built in-process, never downloaded.
+
+The suite pins CPU numbers (losses, answers) and spawns training that expects a CPU, so CUDA
+is hidden from every test and every subprocess it starts (``CUDA_VISIBLE_DEVICES=``), on any
+machine. The ``gpu``-marked tests in ``tests/gpu`` run their work in subprocesses given
+:func:`devices.gpu_environment`, which restores what the user had.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+from devices import hide_cuda
+
+hide_cuda()  # before anything asks torch about CUDA
+
+PROJECT_CODE = tuple(str(Path(__file__).resolve().parents[1] / part) for part in ("llava", "scripts"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_project_load_says_use_kernels():
+    """Fail any test in which the project's code loads a model leaving transformers' Hub-kernel default.
+
+    transformers 5 turns ``use_kernels`` on by default and fetches kernels from the Hub; every
+    load in llava/ and scripts/ must pass it (``llava.model.hub_kernels``). Loads made by the
+    tests themselves are not checked.
+    """
+    from transformers.modeling_utils import PreTrainedModel
+
+    original = PreTrainedModel.from_pretrained.__func__
+
+    def checked(cls, *args, **kwargs):
+        caller = sys._getframe(1).f_code.co_filename
+        if caller.startswith(PROJECT_CODE) and "use_kernels" not in kwargs:
+            raise AssertionError(
+                f"{caller} loads {cls.__name__} without use_kernels: transformers would fetch Hub kernels"
+            )
+        return original(cls, *args, **kwargs)
+
+    PreTrainedModel.from_pretrained = classmethod(checked)
+    yield
+    PreTrainedModel.from_pretrained = classmethod(original)
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,13 @@ def add_model_arguments(
         action="store_true",
         help="load a LoRA / projector run on a --model-base other than the one it recorded",
     )
+    parser.add_argument(
+        "--use-kernels",
+        "--use_kernels",
+        dest="use_kernels",
+        action="store_true",
+        help="let transformers fetch and run Hub kernels (kernels-community/...) while loading; off by default",
+    )
 
 
 def load_model_from_args(args: argparse.Namespace, model_name: str | None = None):
@@ -175,6 +182,7 @@ def load_model_from_args(args: argparse.Namespace, model_name: str | None = None
         load_4bit=args.load_4bit,
         device=args.device,
         allow_base_mismatch=args.allow_base_mismatch,
+        use_kernels=getattr(args, "use_kernels", False),
     )
 
 

@@ -97,7 +97,8 @@ def load_pretrained_model(
     ``kwargs`` may hold ``dtype`` (or upstream's ``torch_dtype``) to override the
     default (float16 on CUDA, float32 on the CPU) and any other ``from_pretrained``
     argument, passed on as upstream does (``attn_implementation`` wins over
-    ``use_flash_attn``). Remote code never runs unless ``trust_remote_code=True`` is passed.
+    ``use_flash_attn``). ``use_kernels`` defaults to False (``llava.model.hub_kernels``).
+    Remote code never runs unless ``trust_remote_code=True`` is passed.
     A LoRA / projector-only run loads only on the base it recorded, unless ``kwargs`` holds
     ``allow_base_mismatch=True`` (see ``llava.model.base_record``; a keyword, as upstream's
     signature ends in ``**kwargs``).
@@ -106,11 +107,12 @@ def load_pretrained_model(
 
     from llava.model import LlavaLlamaForCausalLM
     from llava.model.attention import FLASH, resolve_attn_implementation
+    from llava.model.hub_kernels import with_kernel_choice
 
     allow_base_mismatch = bool(kwargs.pop("allow_base_mismatch", False))
     device = resolve_device(device)
     dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None) or default_dtype(device)
-    load_kwargs = dict(kwargs)
+    load_kwargs = with_kernel_choice(kwargs)  # no Hub kernels unless use_kernels=True is passed
     load_kwargs["dtype"] = dtype
     load_kwargs.update(_quantization_kwargs(load_8bit, load_4bit, dtype))
     if device_map == "auto" and device != "cuda":

@@ -83,6 +83,7 @@ def load_chat_model(
     load_4bit: bool = False,
     device: str = "cuda",
     allow_base_mismatch: bool = False,
+    use_kernels: bool = False,
 ) -> ChatModel:
     """Load ``model_path`` (a folder or a Hub id; a LoRA run needs ``model_base``) for chatting."""
     from llava.mm_utils import get_model_name_from_path
@@ -100,6 +101,7 @@ def load_chat_model(
         load_4bit=load_4bit,
         device=device,
         allow_base_mismatch=allow_base_mismatch,
+        use_kernels=use_kernels,
     )
     if image_processor is None:
         raise ValueError(f"{model_path} has no vision tower (config.mm_vision_tower): not a LLaVA checkpoint")

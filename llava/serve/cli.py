@@ -101,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--image-file: {error}", file=sys.stderr)
         return 2
     chat_model = load_chat_model(
-        args.model_path, args.model_base, args.load_8bit, args.load_4bit, args.device, args.allow_base_mismatch
+        args.model_path,
+        args.model_base,
+        args.load_8bit,
+        args.load_4bit,
+        args.device,
+        args.allow_base_mismatch,
+        args.use_kernels,
     )
     session = ChatSession(chat_model, resolve_conv_mode(chat_model.model_name, args.conv_mode), image)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)

@@ -180,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     if (Path(args.model_path) / EVAL_FOLDER / HISTORY_FILE).is_file():
         run = load_run(args.model_path, args.image_folder)
     chat_model = load_chat_model(
-        args.model_path, args.model_base, args.load_8bit, args.load_4bit, args.device, args.allow_base_mismatch
+        args.model_path,
+        args.model_base,
+        args.load_8bit,
+        args.load_4bit,
+        args.device,
+        args.allow_base_mismatch,
+        args.use_kernels,
     )
     conv_mode = resolve_conv_mode(chat_model.model_name, args.conv_mode)
     launch(build_app(chat_model, conv_mode, run), args.host, args.port, css=CSS)

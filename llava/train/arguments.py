@@ -118,6 +118,13 @@ class ModelArguments:
         default="patch",
         metadata={"help": "'patch' drops the CLS position from the image features, 'cls_patch' keeps it."},
     )
+    use_kernels: bool = field(
+        default=False,
+        metadata={
+            "help": "Let transformers fetch and run Hub kernels (kernels-community/...) in the language model. "
+            "Off by default: they need network, and the numbers would no longer match upstream's."
+        },
+    )
 
 
 @dataclass

@@ -78,11 +78,13 @@ def load_language_model(model_args, training_args, attn_implementation: str | No
     from transformers import LlamaForCausalLM
 
     from llava.model import LlavaLlamaForCausalLM
+    from llava.model.hub_kernels import kernel_kwargs
 
     kwargs = {
         "cache_dir": training_args.cache_dir,
         "attn_implementation": resolve_attn_implementation(attn_implementation),
         "dtype": compute_dtype(training_args),
+        **kernel_kwargs(model_args.use_kernels),
     }
     quant = quantization_config(training_args)
     if quant is not None:
@@ -235,8 +237,7 @@ def record_base_model(model, model_name_or_path: str) -> None:
     Every rank calls this (under ZeRO-3 the embedding is gathered). A loader then
     refuses to apply the run to a different base (``llava.model.base_record``).
     """
-    from llava.model.base_record import fingerprint_embeddings, record_base
+    from llava.model.base_record import record_from_weight
     from llava.train.checkpointing import gathered_copy
 
-    weight = gathered_copy(model.get_input_embeddings().weight)
-    record_base(model.config, model_name_or_path, fingerprint_embeddings(weight))
+    record_from_weight(model.config, model_name_or_path, gathered_copy(model.get_input_embeddings().weight))

@@ -66,7 +66,10 @@ class CLIPVisionTower(nn.Module):
         from transformers import CLIPVisionModel
 
         self.image_processor = image_processor_class().from_pretrained(self.vision_tower_name, cache_dir=self.cache_dir)
-        kwargs = {"cache_dir": self.cache_dir}
+        from llava.model.hub_kernels import kernel_kwargs
+
+        # The frozen tower never takes Hub kernels: its numbers must match upstream's.
+        kwargs = {"cache_dir": self.cache_dir, **kernel_kwargs(False)}
         if device_map is not None:
             kwargs["device_map"] = device_map
         if dtype is not None:
