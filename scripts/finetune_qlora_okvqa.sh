@@ -33,7 +33,7 @@
 #   EPOCHS [3]  NUM_GPUS [all visible]  BATCH_SIZE [16 per GPU]  GRAD_ACCUM [1]  LR [2e-4]
 #   PROJECTOR_LR [2e-5]  LORA_R [128]  LORA_ALPHA [256]  MODEL_MAX_LENGTH [2048]
 #   VAL_SUBSET [500 questions scored between epochs]  EVAL_BATCH_SIZE [16]  ANSWER_BATCH_SIZE [32]
-#   DEEPSPEED_CONFIG [scripts/zero2.json]  REPORT_TO [wandb; offline without an API key]
+#   DEEPSPEED_CONFIG [scripts/zero2.json]  REPORT_TO [wandb when installed, offline without an API key; else none]
 #   PYTHON [.venv/bin/python if present]   DRY_RUN [1: print the commands instead of running them]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -111,7 +111,14 @@ else
 fi
 GRAD_ACCUM="${GRAD_ACCUM:-1}"; EVAL_BATCH_SIZE="${EVAL_BATCH_SIZE:-16}"; ANSWER_BATCH_SIZE="${ANSWER_BATCH_SIZE:-32}"
 DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-scripts/zero2.json}"  # 4-bit weights need ZeRO-2
-REPORT_TO="${REPORT_TO:-wandb}"
+if [ -z "${REPORT_TO:-}" ]; then
+    if "$PYTHON" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("wandb") is None)' 2>/dev/null; then
+        REPORT_TO=wandb
+    else
+        REPORT_TO=none
+        echo "note: wandb is not installed: no W&B logging (pip install -e '.[train]', or set REPORT_TO)." >&2
+    fi
+fi
 
 # --- 1. Data: converted already, or convert now (clear message when inputs are missing) ---
 converted() { [ -f "$DATA_DIR/train.json" ] && [ -f "$DATA_DIR/val_subset.json" ] && [ -f "$DATA_DIR/summary.json" ]; }

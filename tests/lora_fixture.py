@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from offline import assert_stayed_offline, offline_env
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_NAME = "llava-tiny-task-lora"  # upstream's naming rule: "llava" + "lora" marks a LoRA run
 QUESTION = "What colour is the shape?"
@@ -108,12 +110,14 @@ def train_tiny_lora(
         "llava.train.train",
         *tiny_lora_flags(Path(model_dir), Path(data_dir), output, max_steps),
     ]
-    env = dict(
-        os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1"
+    sockets = Path(tmp_dir) / "sockets.log"  # training runs as on a node without network
+    env = offline_env(
+        sockets, dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false")
     )
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"tiny LoRA run failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    assert_stayed_offline(sockets)
     expected = ["config.json", "adapter_config.json", "adapter_model.safetensors", "non_lora_trainables.bin"]
     missing = [name for name in expected if not (output / name).exists()]
     if missing:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from offline import assert_stayed_offline, offline_env
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -44,7 +45,8 @@ def exported_full(tmp_path_factory, tiny_llava_dir) -> Path:
 def exported_lora(tmp_path_factory, lora_run, tiny_llava_dir) -> Path:
     """The LoRA run exported through the command line, as users run it."""
     out = tmp_path_factory.mktemp("export-lora") / "llava-tiny-task-hf"
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    sockets = out.parent / "sockets.log"
+    env = offline_env(sockets, dict(os.environ, OMP_NUM_THREADS="1"))
     result = subprocess.run(
         [
             sys.executable,
@@ -64,6 +66,7 @@ def exported_lora(tmp_path_factory, lora_run, tiny_llava_dir) -> Path:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    assert_stayed_offline(sockets)
     return out
 
 

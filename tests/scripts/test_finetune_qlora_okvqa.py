@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from offline import assert_stayed_offline, offline_env
 
 from llava.train.arguments import parse_args
 
@@ -17,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "finetune_qlora_okvqa.sh"
 
 
-def run_script(env_overrides: dict, *args: str, check: bool = True, timeout: int = 900):
-    env = {**os.environ, "WANDB_MODE": "disabled", **env_overrides}
+def run_script(env_overrides: dict, *args: str, check: bool = True, timeout: int = 900, sockets: Path | None = None):
+    """The main script as on a node without network: every Python process it starts runs under the socket guard."""
+    base = {**os.environ, "WANDB_MODE": "disabled", **env_overrides}
+    env = offline_env(sockets, base) if sockets is not None else base
     return subprocess.run(
         ["bash", str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=check
     )
@@ -132,8 +135,10 @@ def test_cpu_demo_end_to_end(tmp_path):
             "OMP_NUM_THREADS": "1",
         },
         check=False,
+        sockets=tmp_path / "sockets.log",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    assert_stayed_offline(tmp_path / "sockets.log")  # the DeepSpeed launcher, its workers, answering, scoring
     assert "OK-VQA scores for" in result.stdout and "VQA accuracy" in result.stdout
     score = json.loads((output / "eval" / "okvqa_val_score.json").read_text())
     assert score["count"] == 24 and 0 <= score["vqa_accuracy"] <= 100

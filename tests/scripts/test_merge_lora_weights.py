@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from offline import assert_stayed_offline, offline_env
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -35,7 +36,8 @@ def lora_run(tmp_path_factory, tiny_llava_dir, colour_vqa_dir) -> Path:
 @pytest.fixture(scope="session")
 def merged_dir(tmp_path_factory, lora_run, tiny_llava_dir) -> Path:
     out = tmp_path_factory.mktemp("merged") / "llava-tiny-task-merged"
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    sockets = out.parent / "sockets.log"
+    env = offline_env(sockets, dict(os.environ, OMP_NUM_THREADS="1"))
     result = subprocess.run(
         [
             sys.executable,
@@ -54,6 +56,7 @@ def merged_dir(tmp_path_factory, lora_run, tiny_llava_dir) -> Path:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    assert_stayed_offline(sockets)
     return out
 
 
