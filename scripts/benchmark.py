@@ -52,6 +52,12 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-batch-sizes", type=int, nargs="+", default=[1, 16], help="eval mode batch sizes")
     parser.add_argument("--questions", type=int, default=64, help="eval mode: questions per batch size")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="eval mode: tokens per answer")
+    parser.add_argument(
+        "--model-dir",
+        default=None,
+        help="reuse the model in this folder (python -m llava.model.tiny --preset P --out DIR); "
+        "default: build the preset in a temporary folder",
+    )
     parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -60,6 +66,58 @@ def device_name() -> str:
     import torch
 
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+
+
+# Dense bf16 peak TFLOP/s by card name (no sparsity); PEAK_TFLOPS overrides, unknown cards get no MFU.
+PEAK_BF16_TFLOPS = {
+    "H200": 989.0,
+    "H100 PCIe": 756.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10": 125.0,
+}
+
+
+def peak_tflops(device: str) -> float | None:
+    """The card's dense bf16 peak: ``PEAK_TFLOPS`` if set, else the table (longest matching name first)."""
+    if os.environ.get("PEAK_TFLOPS"):
+        return float(os.environ["PEAK_TFLOPS"])
+    for name in sorted(PEAK_BF16_TFLOPS, key=len, reverse=True):
+        if name in device:
+            return PEAK_BF16_TFLOPS[name]
+    return None
+
+
+def logical_parameters(module) -> int:
+    """Parameters as the model has them, 4-bit weights counted unpacked (bitsandbytes stores two per byte)."""
+    total = 0
+    for parameter in module.parameters():
+        state = getattr(parameter, "quant_state", None)
+        total += int(state.shape.numel()) if state is not None and hasattr(state, "shape") else parameter.numel()
+    return total
+
+
+def training_flops_per_sample(model, tokens_per_sample: int, checkpointing: bool) -> float:
+    """FLOPs of one sample's step: the language model with a frozen base (LoRA) costs 2N forward +
+    2N backward (input gradients only) per token, plus 2N recomputed with checkpointing; the
+    frozen vision tower runs forward once per image (its patches plus CLS)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    tower = base.get_vision_tower() if hasattr(base, "get_vision_tower") else None
+    tower_parameters = logical_parameters(tower) if tower is not None else 0
+    language = logical_parameters(base) - tower_parameters
+    image_tokens = tower.num_image_tokens + 1 if tower is not None else 0
+    return (6 if checkpointing else 4) * language * tokens_per_sample + 2 * tower_parameters * image_tokens
+
+
+def model_folder(args, work: Path) -> Path:
+    """``--model-dir`` when it holds a model (built once, reused by every stage), else a fresh build."""
+    from llava.model.tiny import build_tiny_llava
+
+    if args.model_dir and (Path(args.model_dir) / "config.json").is_file():
+        return Path(args.model_dir)
+    return build_tiny_llava(Path(args.model_dir) if args.model_dir else work / "llava-bench", preset=args.preset)
 
 
 def eval_benchmark(args) -> dict:
@@ -71,10 +129,9 @@ def eval_benchmark(args) -> dict:
     from llava.eval.generation import GenerationSettings, answer_batch, build_prompt
     from llava.mm_utils import process_images
     from llava.model.builder import load_pretrained_model
-    from llava.model.tiny import build_tiny_llava
 
     work = Path(tempfile.mkdtemp(prefix="llava-bench-"))
-    model_dir = build_tiny_llava(work / "llava-bench", preset=args.preset)
+    model_dir = model_folder(args, work)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer, model, processor, _ = load_pretrained_model(str(model_dir), None, "llava-bench", device=device)
     template = conv_templates["vicuna_v1"]
@@ -116,6 +173,7 @@ def checkpoint_benchmark(args) -> dict:
 
     from llava.model import LlavaLlamaForCausalLM
     from llava.model.builder import load_pretrained_model
+    from llava.model.hub_kernels import kernel_kwargs
     from llava.model.tiny import PRESETS, build_tiny_llava
     from llava.train import checkpointing
     from llava.train.model_setup import find_all_linear_names
@@ -124,7 +182,7 @@ def checkpoint_benchmark(args) -> dict:
     result = {"mode": "checkpoint", "device": device_name()}
     if args.preset == "tiny":
         model_dir = build_tiny_llava(work / "llava-bench")
-        model = LlavaLlamaForCausalLM.from_pretrained(str(model_dir))
+        model = LlavaLlamaForCausalLM.from_pretrained(str(model_dir), **kernel_kwargs(False))
         model = get_peft_model(
             model, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules=find_all_linear_names(model))
         )
@@ -197,7 +255,6 @@ def train_benchmark(args) -> dict:
     from transformers import TrainerCallback
 
     from llava.data.synthetic import write_llava_vqa
-    from llava.model.tiny import build_tiny_llava
     from llava.train.train import train
 
     class StepTimer(TrainerCallback):
@@ -212,7 +269,7 @@ def train_benchmark(args) -> dict:
             self.times.append(time.perf_counter() - self._start)
 
     work = Path(tempfile.mkdtemp(prefix="llava-bench-"))
-    model_dir = build_tiny_llava(work / "llava-bench", preset=args.preset)
+    model_dir = model_folder(args, work)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     samples_needed = (args.steps + args.warmup_steps) * args.batch_size * world
     data_dir = write_llava_vqa(work / "data", count=samples_needed, text_only=0)
@@ -291,16 +348,14 @@ def train_benchmark(args) -> dict:
     sample = dataset[0]
     tokens_per_sample = int(sample["input_ids"].numel()) - 1 + image_tokens
     samples_per_step = args.batch_size * world
-    mfu = None
-    if torch.cuda.is_available():
-        # 6 N FLOPs per token for the trained language model (forward + backward), against
-        # the bf16 dense peak of the card (H100 SXM ~989 TFLOP/s; override with PEAK_TFLOPS).
-        parameters = sum(p.numel() for p in trainer.model.parameters())
-        peak = float(os.environ.get("PEAK_TFLOPS", "989")) * 1e12
-        mfu = 6 * parameters * samples_per_step * tokens_per_sample / median / peak
+    flops_per_sample = training_flops_per_sample(trainer.model, tokens_per_sample, args.gradient_checkpointing)
+    peak = peak_tflops(device_name())
+    mfu = flops_per_sample * samples_per_step / median / (peak * 1e12) if peak else None
     result = {
         "mode": "train",
         "mfu": mfu,
+        "peak_tflops": peak,
+        "flops_per_sample": flops_per_sample,
         "preset": args.preset,
         "bits": args.bits,
         "bf16": args.bf16,

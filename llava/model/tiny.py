@@ -161,6 +161,7 @@ def build_tiny_llava(
     seed: int = 0,
     projector_type: str = "mlp2x_gelu",
     vision_select_layer: int = -2,
+    device: str = "cpu",
 ) -> Path:
     """Write a random LLaVA checkpoint in upstream's layout and return its folder.
 
@@ -211,7 +212,12 @@ def build_tiny_llava(
         mm_projector_lr=None,
     )
     torch.manual_seed(seed)
-    model = LlavaLlamaForCausalLM(config).to(getattr(torch, spec["dtype"]))
+    dtype = getattr(torch, spec["dtype"])
+    if device == "cpu":
+        model = LlavaLlamaForCausalLM(config).to(dtype)
+    else:  # the 7B shapes: initialised on the GPU in their own dtype (on the CPU: 27 GB in fp32)
+        with torch.device(device):
+            model = LlavaLlamaForCausalLM._from_config(config, dtype=dtype)
     model.save_pretrained(str(out))
     return out
 
@@ -228,9 +234,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model shapes (default: tiny)")
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
     parser.add_argument("--projector-type", default="mlp2x_gelu", help="linear, identity or mlp<N>x_gelu")
+    parser.add_argument(
+        "--device", default="cpu", help="where the weights are initialised (cuda for the 7B preset; default: cpu)"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    out = build_tiny_llava(args.out, preset=args.preset, seed=args.seed, projector_type=args.projector_type)
+    out = build_tiny_llava(
+        args.out, preset=args.preset, seed=args.seed, projector_type=args.projector_type, device=args.device
+    )
     print(f"wrote {args.preset} LLaVA to {out} in {time.perf_counter() - start:.1f} s")
 
 

@@ -31,6 +31,54 @@ def test_train_mode(tmp_path):
     result = bench(tmp_path, "--steps", "3", "--warmup-steps", "1", "--batch-size", "2")
     assert result["steps_timed"] == 3 and result["median_step_s"] > 0 and result["tokens_per_s"] > 0
     assert result["tokens_per_sample"] > 16  # image tokens are counted
+    assert result["mfu"] is None and result["peak_tflops"] is None  # a CPU has no entry in the table
+    assert result["flops_per_sample"] > 0
+
+
+def test_a_model_dir_is_built_once_and_reused(tmp_path):
+    model = tmp_path / "model"
+    bench(tmp_path, "--mode", "eval", "--eval-batch-sizes", "1", "--questions", "1", "--max-new-tokens", "2",
+          "--model-dir", str(model))  # fmt: skip
+    stamp = (model / "model.safetensors").stat().st_mtime_ns
+    bench(tmp_path, "--steps", "1", "--warmup-steps", "0", "--batch-size", "1", "--model-dir", str(model))
+    assert (model / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def _benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peak_comes_from_the_card_or_peak_tflops(monkeypatch):
+    benchmark = _benchmark_module()
+    monkeypatch.delenv("PEAK_TFLOPS", raising=False)
+    assert benchmark.peak_tflops("NVIDIA H200") == 989.0 and benchmark.peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
+    assert benchmark.peak_tflops("NVIDIA H100 PCIe") == 756.0 and benchmark.peak_tflops("CPU (2 cores)") is None
+    monkeypatch.setenv("PEAK_TFLOPS", "100")
+    assert benchmark.peak_tflops("NVIDIA H200") == 100.0
+
+
+def test_flops_count_4bit_weights_unpacked_and_checkpointing(tiny_llava):
+    import pytest
+    import torch
+
+    bnb = pytest.importorskip("bitsandbytes")
+    benchmark = _benchmark_module()
+    layer = bnb.nn.Linear4bit(64, 32, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+    layer.load_state_dict({"weight": torch.randn(32, 64)})
+    layer = layer.to("cpu")
+    packed = sum(p.numel() for p in layer.parameters())
+    if packed != 64 * 32:  # quantized on this backend: storage is half the logical count
+        assert benchmark.logical_parameters(layer) == 64 * 32
+    tower = tiny_llava.get_vision_tower()
+    language = sum(p.numel() for p in tiny_llava.parameters()) - sum(p.numel() for p in tower.parameters())
+    with_checkpointing = benchmark.training_flops_per_sample(tiny_llava, 100, True)
+    without = benchmark.training_flops_per_sample(tiny_llava, 100, False)
+    assert with_checkpointing - without == 2 * language * 100
 
 
 def test_eval_and_checkpoint_modes(tmp_path):
