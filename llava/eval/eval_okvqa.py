@@ -2,7 +2,7 @@
 
     python -m llava.eval.eval_okvqa --answers answers/okvqa_val.jsonl \
         --annotations playground/data/okvqa/val_annotations.json \
-        [--normalization lmms-eval|official] [--stem] [--partial] [--json scores.json]
+        [--normalization lmms-eval|official|official-2015] [--stem] [--partial] [--json scores.json]
     python -m llava.eval.eval_okvqa --answers answers/okvqa_val.jsonl \
         --annotations mscoco_val2014_annotations.json [--questions OpenEnded_mscoco_val2014_questions.json]
 

@@ -121,6 +121,8 @@ def build_records(
             "answers": list(annotation.answers),
             "question_type": annotation.question_type,
         }
+        if annotation.answer_type is not None:
+            record["answer_type"] = annotation.answer_type
         if annotation.choices is not None:
             record["choices"] = list(annotation.choices)
             record["correct_choice_idx"] = annotation.correct_choice_idx
@@ -226,8 +228,9 @@ def build_parser(prog: str = "python -m llava.eval.eval_vqa", with_task: bool = 
         choices=NORMALIZATIONS,
         default=DEFAULT_NORMALIZATION,
         help=(
-            "answer normalisation: lmms-eval (EvalAI processor, LLaVA-family papers) "
-            "or official (GT-Vision-Lab/VQA vqaEval.py)"
+            "answer normalisation: lmms-eval (EvalAI processor, LLaVA-family papers), "
+            "official (GT-Vision-Lab/VQA vqaEval.py as downloaded today, commit a013f00) "
+            "or official-2015 (its 2015 beta)"
         ),
     )
     parser.add_argument("--stem", action="store_true", help="also stem predictions and answers before matching")

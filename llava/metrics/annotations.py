@@ -67,6 +67,7 @@ class Annotation:
     answers: tuple[str, ...]
     question_type: str | None = None
     question: str | None = None
+    answer_type: str | None = None
     choices: tuple[str, ...] | None = None
     correct_choice_idx: int | None = None
 
@@ -127,6 +128,7 @@ class _Collector:
             question=question if isinstance(question, str) else None,
             choices=None if choices is None else tuple(choices),
             correct_choice_idx=correct,
+            answer_type=str(record["answer_type"]) if isinstance(record.get("answer_type"), str) else None,
         )
 
     def result(self) -> dict[str, Annotation]:
@@ -220,6 +222,7 @@ def _attach_questions(annotations: dict[str, Annotation], questions_path: str | 
             question=texts[key],
             choices=annotation.choices,
             correct_choice_idx=annotation.correct_choice_idx,
+            answer_type=annotation.answer_type,
         )
         for key, annotation in annotations.items()
     }

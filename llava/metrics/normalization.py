@@ -5,18 +5,25 @@
   to the prediction and to every ground-truth answer, as lmms-eval's ``ok_vqa``
   task does. LLaVA-family OK-VQA numbers come from it.
 * ``"official"``: the GT-Vision-Lab/VQA evaluator
-  (``PythonEvaluationTools/vqaEvaluation/vqaEval.py``), quirks included: the
-  prediction gets punctuation, number words, articles and contractions; the
-  ground-truth answers get only the punctuation step, and not even that (not
-  even lower-casing) when all of a question's answers are the same string.
+  (``PythonEvaluationTools/vqaEvaluation/vqaEval.py``) as people download it
+  today (commit a013f00, 2021), quirks included. Prediction and answers lose
+  ``\n``/``\t`` and outer spaces; then, only when a question's answers are not
+  all the same string, both get punctuation, number words, articles and
+  contractions. When they are all alike, the prediction is compared as it is:
+  "Yes" against ten "yes" scores 0.
+* ``"official-2015"``: the same file's 2015 beta (commit 07aecec, "Beta v0.9"):
+  the prediction is always normalised, the answers get only the punctuation step
+  (and nothing when all alike), with a different punctuation list and
+  typographic-apostrophe contractions. Kept to reproduce old numbers; never the
+  meaning of ``official``.
 
 The rules, with a hand-made example each, are in docs/EVALUATION.md
 ("Normalisations"); tests/metrics/test_normalization.py pins every one.
 
-    >>> normalize("The Two Dogs!", "lmms-eval"), normalize("The Two Dogs!", "official")
+    >>> normalize("The Two Dogs!", "lmms-eval"), normalize("The Two Dogs!", "official-2015")
     ('2 dogs', '2 dogs!')
-    >>> official_ground_truth(["Yes.", "Yes."]), official_ground_truth(["Yes.", "yes"])
-    (['Yes.', 'Yes.'], ['Yes', 'yes'])
+    >>> prepare("Yes", ["yes"] * 2, "official"), prepare("Yes", ["yes", "Yes."], "official")
+    (('Yes', ['yes', 'yes']), ('yes', ['yes', 'yes']))
 """
 
 from __future__ import annotations
@@ -30,12 +37,13 @@ __all__ = [
     "NORMALIZATIONS",
     "check_normalization",
     "normalize",
+    "official_2015_ground_truth",
     "official_ground_truth",
     "official_punctuation",
     "prepare",
 ]
 
-NORMALIZATIONS = ("lmms-eval", "official")
+NORMALIZATIONS = ("lmms-eval", "official", "official-2015")
 DEFAULT_NORMALIZATION = "lmms-eval"
 
 # --------------------------------------------------------------------------------------------
@@ -89,24 +97,27 @@ youd've you'd've  you'dve you'd've  youll you'll  youre you're  youve you've
 _WORDS = _LMMS_EVAL_CONTRACTION_PAIRS.split()
 LMMS_EVAL_CONTRACTIONS: dict[str, str] = dict(zip(_WORDS[0::2], _WORDS[1::2], strict=True))
 
-# The official evaluator has the same entries, but written with the typographic apostrophe
-# (U+2019), except two keys and eight values that keep the ASCII one. So in official mode
-# "dont" becomes "don’t" (which matches no answer: the ASCII "'" of an answer is a
-# punctuation mark there), while "weve" becomes "we've".
+# The official evaluator today (a013f00) has the same table, entry for entry, in ASCII.
+OFFICIAL_CONTRACTIONS: dict[str, str] = dict(LMMS_EVAL_CONTRACTIONS)
+# Its 2015 beta (07aecec) wrote the entries with the typographic apostrophe (U+2019), except
+# two keys and eight values that keep the ASCII one. So there "dont" becomes "don’t" (which
+# matches no answer: the ASCII "'" of an answer is a punctuation mark there), while "weve"
+# becomes "we've".
 _CURLY = "\u2019"
-_OFFICIAL_ASCII_KEYS = frozenset({"couldn'tve", "hadn'tve"})
-_OFFICIAL_ASCII_VALUES = frozenset({"aint", "arent", "cant", "couldve", "couldnt", "weve", "wheres", "whove"})
-OFFICIAL_CONTRACTIONS: dict[str, str] = {
-    (key if key in _OFFICIAL_ASCII_KEYS else key.replace("'", _CURLY)): (
-        value if key in _OFFICIAL_ASCII_VALUES else value.replace("'", _CURLY)
+_OFFICIAL_2015_ASCII_KEYS = frozenset({"couldn'tve", "hadn'tve"})
+_OFFICIAL_2015_ASCII_VALUES = frozenset({"aint", "arent", "cant", "couldve", "couldnt", "weve", "wheres", "whove"})
+OFFICIAL_2015_CONTRACTIONS: dict[str, str] = {
+    (key if key in _OFFICIAL_2015_ASCII_KEYS else key.replace("'", _CURLY)): (
+        value if key in _OFFICIAL_2015_ASCII_VALUES else value.replace("'", _CURLY)
     )
     for key, value in LMMS_EVAL_CONTRACTIONS.items()
 }
 
-# Punctuation marks (one character each), in each reference's order. The official list has ":" and "'" and
-# lacks "-", "!", "{" and "}"; lmms-eval's is the other way round.
+# Punctuation marks (one character each), in each reference's order. lmms-eval's and today's
+# official list are the same; the 2015 beta's has ":" and "'" and lacks "-", "!", "{" and "}".
 LMMS_EVAL_PUNCTUATION = tuple(';/[]"{}()=+\\_-><@`,?!')
-OFFICIAL_PUNCTUATION = tuple(";:/'[]\"()=+\\_><@`,?")
+OFFICIAL_PUNCTUATION = LMMS_EVAL_PUNCTUATION
+OFFICIAL_2015_PUNCTUATION = tuple(";:/'[]\"()=+\\_><@`,?")
 
 # A comma between digits anywhere in the text switches every mark from "replace by a space"
 # to "delete". The official pattern is digit,digit; lmms-eval's is digit,(one or more),digit.
@@ -149,12 +160,26 @@ def _digits_articles_contractions(text: str, contractions: dict[str, str]) -> st
 
 
 def official_punctuation(text: str) -> str:
-    """The official evaluator's punctuation step alone (what its ground-truth answers get).
+    """The official evaluator's punctuation step alone (today's, a013f00).
 
-    >>> official_punctuation("hot-dog, 1,000 o'clock"), official_punctuation("don't")
-    ('hot-dog 1000 oclock', 'don t')
+    >>> official_punctuation("hot-dog, 1,000 o'clock"), official_punctuation("hot-dog")
+    ("hotdog 1000 o'clock", 'hot dog')
     """
     return _punctuation(text, OFFICIAL_PUNCTUATION, _OFFICIAL_DIGIT_COMMA)
+
+
+def official_2015_punctuation(text: str) -> str:
+    """The 2015 beta's punctuation step alone (what its ground-truth answers get).
+
+    >>> official_2015_punctuation("hot-dog, 1,000 o'clock"), official_2015_punctuation("don't")
+    ('hot-dog 1000 oclock', 'don t')
+    """
+    return _punctuation(text, OFFICIAL_2015_PUNCTUATION, _OFFICIAL_DIGIT_COMMA)
+
+
+def _white_space(text: str) -> str:
+    """What every answer gets in official mode: new lines and tabs become spaces, outer spaces go."""
+    return text.replace("\n", " ").replace("\t", " ").strip()
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -169,10 +194,15 @@ def _lmms_eval(text: str) -> str:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _official(text: str) -> str:
-    # The official evaluator's treatment of a prediction (case is left to the last step).
-    text = text.replace("\n", " ").replace("\t", " ").strip()
-    text = official_punctuation(text)
-    return _digits_articles_contractions(text, OFFICIAL_CONTRACTIONS)
+    # Today's evaluator on a question whose answers differ: prediction and answers alike.
+    return _digits_articles_contractions(official_punctuation(_white_space(text)), OFFICIAL_CONTRACTIONS)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _official_2015(text: str) -> str:
+    # The 2015 beta's treatment of a prediction (case is left to the last step).
+    text = _white_space(text)
+    return _digits_articles_contractions(official_2015_punctuation(text), OFFICIAL_2015_CONTRACTIONS)
 
 
 def check_normalization(normalization: str) -> str:
@@ -183,32 +213,57 @@ def check_normalization(normalization: str) -> str:
 
 
 def normalize(text: str, normalization: str = DEFAULT_NORMALIZATION) -> str:
-    """A prediction as the reference normalises it (lmms-eval: ground-truth answers too).
+    """A text as the reference normalises it where it normalises at all.
+
+    lmms-eval: every prediction and answer. official: prediction and answers of a question
+    whose answers differ (see :func:`prepare`). official-2015: every prediction.
 
     >>> normalize("1,000 Dogs?"), normalize("1,000 Dogs?", "official")
     ('1000 dogs', '1000 dogs')
     """
-    if check_normalization(normalization) == "official":
+    normalization = check_normalization(normalization)
+    if normalization == "official":
         return _official(text)
+    if normalization == "official-2015":
+        return _official_2015(text)
     return _lmms_eval(text)
 
 
 def official_ground_truth(answers: Sequence[str]) -> list[str]:
-    """A question's answers as the official evaluator compares them.
+    """A question's answers as today's official evaluator compares them.
+
+    New lines, tabs and outer spaces always go; the rest of the normalisation only when the
+    answers are not all the same string (then the prediction gets it too).
+    """
+    stripped = [_white_space(answer) for answer in answers]
+    if len(set(stripped)) > 1:
+        return [_official(answer) for answer in stripped]
+    return stripped
+
+
+def official_2015_ground_truth(answers: Sequence[str]) -> list[str]:
+    """A question's answers as the 2015 beta compared them.
 
     Only the punctuation step, and only when the answers are not all the same string;
-    no lower-casing, no number words, no articles (the VQA annotations were normalised
-    when they were collected).
+    no lower-casing, no number words, no articles.
     """
     if len(set(answers)) > 1:
-        return [official_punctuation(answer) for answer in answers]
+        return [official_2015_punctuation(answer) for answer in answers]
     return list(answers)
 
 
 def prepare(
     prediction: str, answers: Sequence[str], normalization: str = DEFAULT_NORMALIZATION
 ) -> tuple[str, list[str]]:
-    """The prediction and the answers in the form the reference compares them (strings equal = match)."""
-    if check_normalization(normalization) == "official":
-        return _official(prediction), official_ground_truth(answers)
+    """The prediction and the answers in the form the reference compares them (strings equal = match).
+
+    >>> prepare("The dog", ["dog"] * 10, "official")[0], prepare("The dog", ["dog", "a dog"], "official")[0]
+    ('The dog', 'dog')
+    """
+    normalization = check_normalization(normalization)
+    if normalization == "official":
+        unanimous = len({_white_space(answer) for answer in answers}) <= 1
+        return (_white_space(prediction) if unanimous else _official(prediction)), official_ground_truth(answers)
+    if normalization == "official-2015":
+        return _official_2015(prediction), official_2015_ground_truth(answers)
     return _lmms_eval(prediction), [_lmms_eval(answer) for answer in answers]

@@ -3,9 +3,9 @@
 The one implementation of the metric in the project: the converters pick
 training targets with it, the evaluation between epochs scores with it and
 ``python -m llava.eval.eval_vqa`` scores answer files with it, so all give
-identical numbers. Answers are compared after one of the two normalisations of
-:mod:`llava.metrics.normalization` (``"lmms-eval"`` by default, or
-``"official"``), each identical question by question to its reference tool.
+identical numbers. Answers are compared after one of the normalisations of
+:mod:`llava.metrics.normalization` (``"lmms-eval"`` by default, ``"official"``
+or ``"official-2015"``), each identical question by question to its reference tool.
 
 Metric (docs/EVALUATION.md). For a prediction p and ground-truth answers
 g1..gn (n = 10 in OK-VQA and A-OKVQA), normalised::
@@ -19,7 +19,7 @@ and 1.0. Dataset accuracy is the mean over questions, reported in percent.
     0.9
     >>> vqa_accuracy("Two", ["2"] * 3 + ["two dogs"] * 7, normalization="official")
     0.9
-    >>> vqa_accuracy("Two", ["Two"] * 10, normalization="official")  # all alike: not even lower-cased
+    >>> vqa_accuracy("Yes", ["yes"] * 10, normalization="official")  # all alike: compared as written
     0.0
 """
 
@@ -335,14 +335,16 @@ def score_predictions(
          "exact_match": 55.0,         # mean exact match, percent
          "count": 5046,               # records scored
          "per_category": {"one": 58.2, ...},  # VQA accuracy per question_type, percent
+         "per_answer_type": {"other": 61.0},  # per answer_type (the official files have one)
          "per_question": {"2971475": 0.6, ...},  # VQA accuracy per question_id, 0..1
          "normalization": "lmms-eval",
          "stem": False}               # whether stemming was used
 
     ``per_category`` holds only records that carry a ``question_type`` and is
-    sorted by category; ``per_question`` only those with a ``question_id`` (as
-    text). With no records every number is 0.0 and count 0. The training
-    callback and the offline scorer both call this.
+    sorted by category (``per_answer_type`` likewise for ``answer_type``);
+    ``per_question`` only those with a ``question_id`` (as text). With no records
+    every number is 0.0 and count 0. The training callback and the offline scorer
+    both call this.
     """
     check_normalization(normalization)
     count = 0
@@ -350,6 +352,8 @@ def score_predictions(
     exact_sum = 0.0
     category_sums: dict[str, float] = {}
     category_counts: Counter[str] = Counter()
+    answer_type_sums: dict[str, float] = {}
+    answer_type_counts: Counter[str] = Counter()
     per_question: dict[str, float] = {}
     for record in records:
         prediction = record["prediction"]
@@ -359,12 +363,17 @@ def score_predictions(
         accuracy_sum += accuracy
         exact_sum += exact_match(prediction, answers, stem=stem, normalization=normalization)
         category = record.get("question_type")
-        # Deviation from upstream: the official tool's per-type averages take each question's
-        # last leave-one-out score (a bug); here a category averages its questions' accuracies.
+        # A category averages its questions' accuracies, as today's official tool does (its
+        # 2015 beta took each question's last leave-one-out score: not reproduced).
         if category is not None:
             category = str(category)
             category_sums[category] = category_sums.get(category, 0.0) + accuracy
             category_counts[category] += 1
+        answer_type = record.get("answer_type")
+        if answer_type is not None:
+            answer_type = str(answer_type)
+            answer_type_sums[answer_type] = answer_type_sums.get(answer_type, 0.0) + accuracy
+            answer_type_counts[answer_type] += 1
         if record.get("question_id") is not None:
             per_question[str(record["question_id"])] = accuracy
     return {
@@ -373,6 +382,9 @@ def score_predictions(
         "count": count,
         "per_category": {
             category: 100.0 * category_sums[category] / category_counts[category] for category in sorted(category_sums)
+        },
+        "per_answer_type": {
+            kind: 100.0 * answer_type_sums[kind] / answer_type_counts[kind] for kind in sorted(answer_type_sums)
         },
         "per_question": per_question,
         "normalization": normalization,

@@ -10,13 +10,13 @@ import pytest
 
 from llava.eval import eval_okvqa, eval_vqa
 
-# question id -> (answers, prediction, official accuracy, lmms-eval accuracy), derived by hand
-# from the references' code (tests/metrics/test_normalization.py has the rules).
+# question id -> (answers, prediction, official, lmms-eval, official-2015 accuracy), derived by hand
+# from the references' code (tests/metrics/test_official_normalization.py and test_normalization.py).
 QUESTIONS = {
-    101: (["Yes"] * 10, "yes", 0.0, 1.0),  # identical answers: official leaves "Yes" as is
-    102: (["two"] * 4 + ["three"] * 6, "Two", 0.0, 1.0),  # official maps number words in the prediction only
-    103: (["hot dog"] * 2 + ["hotdog"] * 8, "hot-dog", 0.0, 0.6),  # "-" is punctuation only in lmms-eval
-    104: (["race"] * 3 + ["racing"] * 7, "race", 0.9, 0.9),
+    101: (["Yes"] * 10, "yes", 0.0, 1.0, 0.0),  # identical answers: official compares "yes" with "Yes" as is
+    102: (["two"] * 4 + ["three"] * 6, "Two", 1.0, 1.0, 0.0),  # 2015: number words mapped in the prediction only
+    103: (["hot dog"] * 2 + ["hotdog"] * 8, "hot-dog", 0.6, 0.6, 0.0),  # "-" was not punctuation in 2015
+    104: (["race"] * 3 + ["racing"] * 7, "race", 0.9, 0.9, 0.9),
 }
 
 
@@ -57,7 +57,7 @@ def answers(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("normalization", "column"), [("official", 2), ("lmms-eval", 3)])
+@pytest.mark.parametrize(("normalization", "column"), [("official", 2), ("lmms-eval", 3), ("official-2015", 4)])
 def test_official_files_scored_directly_under_each_normalisation(
     official_files, answers, tmp_path, capsys, normalization, column
 ):
@@ -83,6 +83,7 @@ def test_official_files_scored_directly_under_each_normalisation(
     written = json.loads(out.read_text())
     assert {"vqa_accuracy", "exact_match", "per_category", "normalization", "per_question"} <= written.keys()
     assert written["normalization"] == normalization and written["per_category"] == {"four": written["vqa_accuracy"]}
+    assert written["per_answer_type"] == {"other": written["vqa_accuracy"]}
     printed = capsys.readouterr().out
     assert printed.startswith("OK-VQA scores for") and f"normalization {normalization}, not stemmed" in printed
 
@@ -91,7 +92,7 @@ def test_default_is_lmms_eval_and_numbers_differ(official_files, answers):
     annotations, _ = official_files
     default = eval_vqa.score_files(answers, annotations)
     assert default["normalization"] == "lmms-eval" and default["vqa_accuracy"] == pytest.approx(87.5)
-    assert eval_vqa.score_files(answers, annotations, normalization="official")["vqa_accuracy"] == pytest.approx(22.5)
+    assert eval_vqa.score_files(answers, annotations, normalization="official")["vqa_accuracy"] == pytest.approx(62.5)
 
 
 def test_ids_that_do_not_match_are_named_all_at_once(official_files, tmp_path, capsys):

@@ -263,6 +263,7 @@ def test_score_predictions_stem_and_empty():
         "exact_match": 0.0,
         "count": 0,
         "per_category": {},
+        "per_answer_type": {},
         "per_question": {},
         "normalization": "lmms-eval",
         "stem": False,

@@ -49,8 +49,8 @@ def test_official_annotations_use_answer_not_raw_answer_and_take_question_texts(
     )
     loaded = load_annotations(annotations, questions)
     assert loaded == {
-        "5": Annotation(answers=("race",) * 10, question_type="one", question="What sport?"),
-        "6": Annotation(answers=("dog",) * 10, question_type="eight", question="What animal?"),
+        "5": Annotation(answers=("race",) * 10, question_type="one", question="What sport?", answer_type="other"),
+        "6": Annotation(answers=("dog",) * 10, question_type="eight", question="What animal?", answer_type="other"),
     }
     assert load_annotations(annotations)["5"].question is None
 

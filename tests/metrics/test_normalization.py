@@ -1,7 +1,7 @@
-"""The two normalisations (llava/metrics/normalization.py), rule by rule.
+"""The lmms-eval and official-2015 normalisations (llava/metrics/normalization.py), rule by rule.
 
 Every expected value below was derived by hand from the reference's source:
-GT-Vision-Lab/VQA PythonEvaluationTools/vqaEvaluation/vqaEval.py (``official``:
+GT-Vision-Lab/VQA PythonEvaluationTools/vqaEvaluation/vqaEval.py at its 2015 beta, commit 07aecec (``official-2015``:
 processPunctuation, processDigitArticle, and the ground-truth branch of evaluate) and
 lmms-eval's EvalAIAnswerProcessor with its ok_vqa process_results (``lmms-eval``).
 """
@@ -16,10 +16,10 @@ import llava.metrics.normalization as normalization_module
 import llava.metrics.vqa as vqa_module
 from llava.metrics.normalization import (
     LMMS_EVAL_CONTRACTIONS,
-    OFFICIAL_CONTRACTIONS,
+    OFFICIAL_2015_CONTRACTIONS,
     normalize,
-    official_ground_truth,
-    official_punctuation,
+    official_2015_ground_truth,
+    official_2015_punctuation,
 )
 from llava.metrics.vqa import exact_match, most_common_answer, score_predictions, vqa_accuracy
 
@@ -70,17 +70,17 @@ CURLY = "\u2019"
     ],
 )
 def test_prediction_normalisation(text, official, lmms_eval):
-    assert normalize(text, "official") == official
+    assert normalize(text, "official-2015") == official
     assert normalize(text, "lmms-eval") == lmms_eval
     assert normalize(text) == lmms_eval  # the default
 
 
-def test_official_ground_truth_gets_only_punctuation_and_only_when_answers_differ():
+def test_official_2015_ground_truth_gets_only_punctuation_and_only_when_answers_differ():
     # all ten the same string: untouched, not even lower-cased
-    assert official_ground_truth(["Yes."] * 10) == ["Yes."] * 10
+    assert official_2015_ground_truth(["Yes."] * 10) == ["Yes."] * 10
     # otherwise punctuation only: no case, no number words, no articles, no strip
-    assert official_ground_truth(["The Two", "(yes)", "what?", "dog's"]) == ["The Two", " yes ", "what ", "dog s"]
-    assert official_punctuation("hot-dog, 1,000 o'clock") == "hot-dog 1000 oclock"
+    assert official_2015_ground_truth(["The Two", "(yes)", "what?", "dog's"]) == ["The Two", " yes ", "what ", "dog s"]
+    assert official_2015_punctuation("hot-dog, 1,000 o'clock") == "hot-dog 1000 oclock"
 
 
 @pytest.mark.parametrize(
@@ -100,25 +100,25 @@ def test_official_ground_truth_gets_only_punctuation_and_only_when_answers_diffe
     ],
 )
 def test_accuracy_under_each_normalisation(prediction, answers, official, lmms_eval):
-    assert vqa_accuracy(prediction, answers, normalization="official") == official
+    assert vqa_accuracy(prediction, answers, normalization="official-2015") == official
     assert vqa_accuracy(prediction, answers, normalization="lmms-eval") == lmms_eval
 
 
 def test_contraction_tables():
-    assert len(LMMS_EVAL_CONTRACTIONS) == len(OFFICIAL_CONTRACTIONS) == 120
+    assert len(LMMS_EVAL_CONTRACTIONS) == len(OFFICIAL_2015_CONTRACTIONS) == 120
     assert LMMS_EVAL_CONTRACTIONS["somebody'd"] == "somebodyd"
-    assert OFFICIAL_CONTRACTIONS[f"somebody{CURLY}d"] == "somebodyd"
-    assert OFFICIAL_CONTRACTIONS["couldn'tve"] == f"couldn{CURLY}t{CURLY}ve"  # an ASCII key
-    assert OFFICIAL_CONTRACTIONS["wheres"] == "where's"  # an ASCII value
-    assert OFFICIAL_CONTRACTIONS["twas"] == f"{CURLY}twas"
+    assert OFFICIAL_2015_CONTRACTIONS[f"somebody{CURLY}d"] == "somebodyd"
+    assert OFFICIAL_2015_CONTRACTIONS["couldn'tve"] == f"couldn{CURLY}t{CURLY}ve"  # an ASCII key
+    assert OFFICIAL_2015_CONTRACTIONS["wheres"] == "where's"  # an ASCII value
+    assert OFFICIAL_2015_CONTRACTIONS["twas"] == f"{CURLY}twas"
 
 
 def test_exact_match_and_target_follow_the_normalisation():
     answers = ["Two"] * 10
     assert most_common_answer(answers) == "2"
-    assert most_common_answer(answers, normalization="official") == "Two"
+    assert most_common_answer(answers, normalization="official-2015") == "Two"
     assert exact_match("two", answers) == 1.0
-    assert exact_match("two", answers, normalization="official") == 0.0
+    assert exact_match("two", answers, normalization="official-2015") == 0.0
 
 
 def test_score_predictions_names_the_normalisation_and_scores_per_question():
@@ -126,8 +126,8 @@ def test_score_predictions_names_the_normalisation_and_scores_per_question():
         {"question_id": 7, "prediction": "two", "answers": ["two"] * 4 + ["three"] * 6, "question_type": "one"},
         {"question_id": "8", "prediction": "yes", "answers": ["yes"] * 10, "question_type": "two"},
     ]
-    official = score_predictions(records, normalization="official")
-    assert official["normalization"] == "official"
+    official = score_predictions(records, normalization="official-2015")
+    assert official["normalization"] == "official-2015"
     assert official["per_question"] == {"7": 0.0, "8": 1.0}
     assert official["vqa_accuracy"] == 50.0
     lmms_eval = score_predictions(records)
