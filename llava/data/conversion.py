@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llava.constants import DEFAULT_IMAGE_TOKEN
-from llava.metrics.vqa import most_common_answer
+from llava.metrics.vqa import most_common_answer, training_target
 
 DEFAULT_PROMPT_SUFFIX = "Answer the question using a single word or phrase."
 IMAGES_DIR = "images"
@@ -269,9 +269,10 @@ def answers_problem(sample: Sample, expected: int | None = None) -> str:
     for position, answer in enumerate(answers, start=1):
         if answer is None:
             return f"answer {position} is not text"
-    sample.target = most_common_answer(answers)  # type: ignore[arg-type]
-    if not sample.target:
+    # Natural text (the most frequent raw spelling of the winning answer); scoring normalises.
+    if not most_common_answer(answers):  # type: ignore[arg-type]
         return "no answer left after normalisation"
+    sample.target = training_target(answers)  # type: ignore[arg-type]
     return ""
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "normalize_answer",
     "score_predictions",
     "stem_answer",
+    "training_target",
     "vqa_accuracy",
 ]
 
@@ -279,36 +280,62 @@ def vqa_accuracy(
     return numerator / (3 * total)
 
 
-def most_common_answer(answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION) -> str:
-    """The most frequent answer, in its normalised form (stemmed too when ``stem``).
+def _winning_group(answers: Sequence[str], stem: bool, normalization: str) -> tuple[str, list[int]]:
+    """The most frequent normalised form and the positions of the answers in it (ties: see below)."""
+    _check_answers(answers)
+    _, truth = _compared("", answers, normalization, stem)
+    raw_count = Counter(answers)
+    # normalised form -> [count, best raw count, first position]
+    groups: dict[str, list[int]] = {}
+    members: dict[str, list[int]] = {}
+    for position, (answer, key) in enumerate(zip(answers, truth, strict=True)):
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [1, raw_count[answer], position]
+            members[key] = [position]
+        else:
+            group[0] += 1
+            group[1] = max(group[1], raw_count[answer])
+            members[key].append(position)
+    key = min(groups, key=lambda key: (-groups[key][0], -groups[key][1], groups[key][2]))
+    return key, members[key]
 
-    Returns the normalised text, not the raw string, so it can be used as a
-    clean training target and compared with normalised predictions. Ties
-    between normalised answers are broken deterministically (docs/OKVQA.md):
+
+def most_common_answer(answers: Sequence[str], stem: bool = False, normalization: str = DEFAULT_NORMALIZATION) -> str:
+    """The most frequent answer, in its normalised form (stemmed too when ``stem``): what scoring compares.
+
+    Ties between normalised answers are broken deterministically (docs/OKVQA.md):
 
     1. the higher count of the most frequent raw spelling in the group (an
        answer the annotators wrote identically wins over one spelled in
        several ways);
     2. then the first occurrence in ``answers``.
 
+    The training target is :func:`training_target`, the same group's natural spelling.
+
     >>> most_common_answer(["Dog", "dog", "cat", "cat", "the dog", "cats"])
     'dog'
     >>> most_common_answer(["Cat", "cat!", "dog", "dog"])
     'dog'
     """
-    _check_answers(answers)
-    _, truth = _compared("", answers, normalization, stem)
-    raw_count = Counter(answers)
-    # normalised form -> [count, best raw count, first position]
-    groups: dict[str, list[int]] = {}
-    for position, (answer, key) in enumerate(zip(answers, truth, strict=True)):
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [1, raw_count[answer], position]
-        else:
-            group[0] += 1
-            group[1] = max(group[1], raw_count[answer])
-    return min(groups, key=lambda key: (-groups[key][0], -groups[key][1], groups[key][2]))
+    return _winning_group(answers, stem, normalization)[0]
+
+
+def training_target(answers: Sequence[str], normalization: str = DEFAULT_NORMALIZATION) -> str:
+    """The answer a model is trained to say: the most frequent *raw* spelling inside the group
+    :func:`most_common_answer` picks (ties: first occurrence), stripped of outer white space.
+
+    Natural text, as a person writes it; scoring still compares normalised forms.
+
+    >>> training_target(["Ben & Jerry's"] * 3 + ["ben & jerry's"] * 2 + ["haagen dazs"] * 4)
+    "Ben & Jerry's"
+    >>> training_target(["Cat", "cat!", "dog", "Dog", "dog"])
+    'dog'
+    """
+    _, positions = _winning_group(answers, False, normalization)
+    spellings = Counter(answers[position] for position in positions)
+    best = max(spellings.values())
+    return next(answers[p] for p in positions if spellings[answers[p]] == best).strip()
 
 
 def exact_match(

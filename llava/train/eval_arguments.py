@@ -78,7 +78,8 @@ class EvalArguments:
         metadata={
             "help": "Answer normalisation of the VQA accuracy: 'lmms-eval' (lmms-eval's EvalAI answer processor, "
             "the number LLaVA-family papers report), 'official' (the GT-Vision-Lab/VQA evaluator as downloaded "
-            "today, commit a013f00, quirks included) or 'official-2015' (its 2015 beta, for old numbers). Named in eval/history.json, the log and the W&B run config. docs/EVALUATION.md.",
+            "today, commit a013f00, quirks included) or 'official-2015' (its 2015 beta, for old numbers). "
+            "Named in eval/history.json, the log and the W&B run config. docs/EVALUATION.md.",
             "choices": list(NORMALIZATIONS),
         },
     )

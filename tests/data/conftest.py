@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 
 # Default content: (question_id, image_id, question, answers, question_type) per split.
-# Targets: skiing, sunny (tie with "clear" broken by the raw count), ford, 4, race,
-# dogs (tie with "dog" broken by first occurrence), hot dog.
+# Targets (the winning group's most frequent raw spelling): skiing, Sunny (tie with "clear"
+# broken by the raw count), Ford, four, race, dogs (tie with "dog" broken by first occurrence),
+# hot-dog.
 TRAIN_ROWS = [
     (1230, 123, "What sport is this?", ["skiing"] * 6 + ["ski"] * 2 + ["snow"] * 2, "four"),
     (

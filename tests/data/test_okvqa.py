@@ -83,11 +83,12 @@ def test_official_conversion_writes_exact_records(official, tmp_path, okvqa_kit)
     ]
     assert ids(train) == [1230, 1231, 4560, 7890]
     # most common normalised answer; ties: raw count, then first occurrence
-    assert targets(train) == {1230: "skiing", 1231: "sunny", 4560: "ford", 7890: "4"}
+    # natural text: the most frequent raw spelling inside the winning normalised group
+    assert targets(train) == {1230: "skiing", 1231: "Sunny", 4560: "Ford", 7890: "four"}
 
     val = load(out / "val.json")
     assert ids(val) == [1110, 2220, 2971475]
-    assert targets(val) == {1110: "dogs", 2220: "hot dog", 2971475: "race"}
+    assert targets(val) == {1110: "dogs", 2220: "hot-dog", 2971475: "race"}
     assert val[2]["image"] == "val2014/COCO_val2014_000000297147.jpg"
     assert val[2]["answers"] == okvqa_kit.VAL_ROWS[0][3]
 
@@ -120,7 +121,7 @@ def test_official_conversion_writes_exact_records(official, tmp_path, okvqa_kit)
         "per_category": {"one": 2, "four": 1, "ten": 1},
         "target_words": {"1": 4},
     }
-    assert summary.splits["val"]["target_words"] == {"1": 2, "2": 1}
+    assert summary.splits["val"]["target_words"] == {"1": 3}
     assert summary.skipped == {}
     assert load(out / "summary.json") == summary.to_dict()
     assert sorted(p.name for p in out.iterdir()) == [
@@ -138,7 +139,7 @@ def test_cli_prints_summary_with_image_folder(official, tmp_path, capsys):
     assert "train            4 questions       3 images" in printed
     assert f"--data_path {tmp_path / 'out' / 'train.json'} --image_folder {official.coco_dir.resolve()}" in printed
     assert "skipped nothing" in printed
-    assert "val target length: 1 word 66.7%, 2 words 33.3%" in printed
+    assert "val target length: 1 word 100.0%" in printed
 
 
 def test_help_runs_as_a_module():

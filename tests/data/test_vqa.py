@@ -24,7 +24,7 @@ ROWS = [
     ("a3", "img2.jpg", "What colour is the circle?", '["blue", "Blue", "blue", "navy"]', "colour"),
     ("a4", "img3.jpg", "How many sides?", "4", "shape"),
 ]
-TARGETS = {"a1": "red", "a2": "circle", "a3": "blue", "a4": "4"}
+TARGETS = {"a1": "Red", "a2": "circle", "a3": "blue", "a4": "4"}  # as written, not normalised
 
 
 def jpeg(seed: int) -> bytes:
