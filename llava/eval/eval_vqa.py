@@ -149,8 +149,14 @@ def score_files(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    from llava.run_record import evaluated_questions
+
     answers = load_answers(answers_path)
     annotations = load_annotations(annotations_path, questions_path)
+    # A run's eval/epoch_N.jsonl covers the run's validation set: score it on exactly those questions.
+    evaluated = evaluated_questions(answers_path)
+    if evaluated is not None:
+        annotations = {key: value for key, value in annotations.items() if key in evaluated[0]}
     records = build_records(answers, annotations, partial, task)
     if task == "multiple-choice":
         scores = score_choices(records)
@@ -162,6 +168,8 @@ def score_files(
         annotations=str(annotations_path),
         annotated=len(annotations),
     )
+    if evaluated is not None:
+        scores["validation_data_path"] = evaluated[1]  # the run's own subset (eval/run.json)
     return scores
 
 
@@ -172,6 +180,8 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
     """
     annotated = scores.get("annotated", scores["count"])
     where = f"{scores.get('answers', 'the answers')} ({scores['count']} of {annotated} questions"
+    if scores.get("validation_data_path"):
+        where += f" of the run's validation set {scores['validation_data_path']}"
     if "choice_accuracy" in scores:
         return "\n".join(
             [

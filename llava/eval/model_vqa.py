@@ -82,6 +82,7 @@ def eval_model(args: argparse.Namespace) -> Path:
     from llava.images import open_image
     from llava.mm_utils import get_model_name_from_path, process_images
     from llava.model.mm_config import mm_setting
+    from llava.run_record import choose_conv_mode
 
     questions = get_chunk(read_questions(args.question_file), args.num_chunks, args.chunk_idx)
     answers_path = Path(os.path.expanduser(args.answers_file))
@@ -95,7 +96,7 @@ def eval_model(args: argparse.Namespace) -> Path:
 
     model_name = get_model_name_from_path(os.path.expanduser(args.model_path))
     tokenizer, model, image_processor, _ = load_model_from_args(args, model_name)
-    template = conv_templates[args.conv_mode]
+    template = conv_templates[choose_conv_mode(os.path.expanduser(args.model_path), args.conv_mode, UPSTREAM_CONV_MODE)]
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, num_beams=args.num_beams
     )
@@ -129,6 +130,9 @@ def eval_model(args: argparse.Namespace) -> Path:
                 out.flush()
                 progress.update(len(group))
     return answers_path
+
+
+UPSTREAM_CONV_MODE = "llava_v1"  # upstream's --conv-mode default, for models that record no template
 
 
 def add_model_arguments(
@@ -195,7 +199,11 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
     parser.add_argument("--question-file", type=str, default="tables/question.jsonl")
     parser.add_argument("--answers-file", type=str, default="answer.jsonl", help="JSONL output")
     parser.add_argument(
-        "--conv-mode", type=str, default="llava_v1", help="conversation template (vicuna_v1 for LLaVA-1.5)"
+        "--conv-mode",
+        type=str,
+        default=None,
+        help="conversation template (vicuna_v1 for LLaVA-1.5); default: the one the run was trained with "
+        f"(its eval/run.json or config.json), else upstream's {UPSTREAM_CONV_MODE}",
     )
     parser.add_argument("--num-chunks", type=int, default=1, help="split the questions into this many shards")
     parser.add_argument("--chunk-idx", type=int, default=0, help="which shard this process answers")

@@ -42,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--image-file", type=str, required=True, help="image path(s) or URL(s), joined by --sep")
     parser.add_argument("--query", type=str, required=True)
-    parser.add_argument("--conv-mode", type=str, default=None, help="template (default: chosen from the model name)")
+    parser.add_argument(
+        "--conv-mode",
+        type=str,
+        default=None,
+        help="template (default: the one the run was trained with, else chosen from the model name)",
+    )
     parser.add_argument("--sep", type=str, default=",", help="separator between several --image-file entries")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy decoding")
     parser.add_argument("--top_p", type=float, default=None)
@@ -123,7 +128,11 @@ def eval_model(args) -> str:
     disable_torch_init()
     model_path = os.path.expanduser(args.model_path)
     model_name = get_model_name_from_path(model_path)
-    conv_mode = conv_mode_for(model_name)
+    from llava.run_record import recorded_conv_mode
+
+    conv_mode = recorded_conv_mode(os.path.expanduser(args.model_path)) or conv_mode_for(model_name)
+    if args.conv_mode is None and conv_mode != conv_mode_for(model_name):
+        logger.info("Using --conv-mode %s, the template the run was trained with (--conv-mode overrides).", conv_mode)
     if args.conv_mode is not None and args.conv_mode != conv_mode:
         logger.info("Using --conv-mode %s (the model name suggests %s).", args.conv_mode, conv_mode)
         conv_mode = args.conv_mode

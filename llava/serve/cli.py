@@ -21,6 +21,7 @@ from typing import TextIO
 
 from llava.eval.generation import GenerationSettings
 from llava.eval.model_vqa import add_model_arguments
+from llava.run_record import choose_conv_mode
 
 
 def load_image(image_file: str):
@@ -109,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         args.allow_base_mismatch,
         args.use_kernels,
     )
-    session = ChatSession(chat_model, resolve_conv_mode(chat_model.model_name, args.conv_mode), image)
+    session = ChatSession(
+        chat_model,
+        resolve_conv_mode(chat_model.model_name, choose_conv_mode(args.model_path, args.conv_mode, None)),
+        image,
+    )
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     chat_loop(session, settings, sys.stdin, sys.stdout, args.debug)
     return 0

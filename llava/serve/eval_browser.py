@@ -1,12 +1,12 @@
 """Browse a run's evaluations in a web page: curves per epoch and each epoch's answers with their pictures.
 
-    python -m llava.serve.eval_browser checkpoints/llava-v1.5-7b-okvqa-qlora \
-        --image-folder playground/data/coco [--host 127.0.0.1 --port 7861]
+    python -m llava.serve.eval_browser checkpoints/llava-v1.5-7b-okvqa-qlora [--host 127.0.0.1 --port 7861]
 
 Reads only what evaluation between epochs already wrote under ``RUN_DIR/eval``:
 ``history.json`` (one entry per evaluation) and the ``epoch_k.jsonl`` /
 ``step_n.jsonl`` predictions it names, plus the pictures those name (relative
-to ``--image-folder``, the run's validation image folder). It never loads a
+to the validation image folder the run recorded in ``eval/run.json``, or to
+``--image-folder`` for a run copied to another machine). It never loads a
 model. The page shows the eval loss, VQA accuracy and per-category accuracy
 per epoch, and the predictions of any epoch as a table (thumbnail, question,
 prediction, the ten answers, score) with filters for category, right / wrong,
@@ -120,7 +120,7 @@ def load_run(run_dir: str | os.PathLike, image_folder: str | os.PathLike | None 
     if not history_path.is_file():
         raise FileNotFoundError(
             f"{history_path}: not found. Pass the output_dir of a run trained with evaluation between "
-            "epochs (--evaluation_strategy epoch); it writes eval/history.json and eval/epoch_k.jsonl."
+            "epochs (--eval_strategy epoch); it writes eval/history.json and eval/epoch_k.jsonl."
         )
     try:
         history = json.loads(history_path.read_text(encoding="utf-8"))
@@ -156,6 +156,12 @@ def load_run(run_dir: str | os.PathLike, image_folder: str | os.PathLike | None 
         )
     if problems:
         raise ValueError(f"{run_dir}: {len(problems)} problem(s) in the evaluation files:\n  " + "\n  ".join(problems))
+    if image_folder is None:  # the folder the run evaluated with (eval/run.json); --image-folder overrides
+        from llava.run_record import read_record
+
+        record = read_record(run_dir) or {}
+        recorded = record.get("validation_image_folder") or record.get("image_folder")
+        image_folder = recorded if isinstance(recorded, str) else None
     return RunEvaluations(run_dir, evaluations, None if image_folder is None else Path(image_folder))
 
 
@@ -408,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--image-folder",
         default=None,
-        help="folder the predictions' image paths are relative to (the run's validation images)",
+        help="folder the predictions' image paths are relative to; default: the one the run recorded "
+        "(eval/run.json). Pass it for a run copied to another machine",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from llava.eval.generation import GenerationSettings
 from llava.eval.model_vqa import add_model_arguments
+from llava.run_record import choose_conv_mode
 
 DEFAULT_TEMPERATURE = 0.2  # upstream's page defaults
 DEFAULT_TOP_P = 0.7
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         args.allow_base_mismatch,
         args.use_kernels,
     )
-    conv_mode = resolve_conv_mode(chat_model.model_name, args.conv_mode)
+    conv_mode = resolve_conv_mode(chat_model.model_name, choose_conv_mode(args.model_path, args.conv_mode, None))
     launch(build_app(chat_model, conv_mode, run), args.host, args.port, css=CSS)
     return 0
 

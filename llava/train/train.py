@@ -156,6 +156,7 @@ def setup(
     ).entries_or_raise(skip_flagged=data_args.skip_flagged_samples, skip_hint="--skip_flagged_samples True")
     model = build_model(model_args, data_args, training_args, tokenizer, attn_implementation)
     record_base_model(model, model_args.model_name_or_path)  # a loader refuses a different base
+    record_run(model, model_args, data_args, training_args)  # data, image folders, template: eval/run.json
     data_module = make_supervised_data_module(tokenizer, data_args, conversation_template=template, entries=entries)
     data_module["train_dataset"].with_sample_ids = True  # a diverged step names its batch
     # [patch 0001-eval-between-epochs]
@@ -176,6 +177,23 @@ def setup(
     )
 
 
+def record_run(model, model_args, data_args, training_args) -> None:
+    """What this run trains and evaluates on, and with which template (``llava.run_record``):
+    on the config every output saves, and in ``output_dir/eval/run.json`` (rank 0)."""
+    from llava.run_record import CONFIG_KEY, build_record, write_run_file
+
+    record = build_record(
+        model_args.version,
+        data_args.data_path,
+        data_args.image_folder,
+        training_args.validation_data_path,
+        training_args.validation_image_folder,
+    )
+    setattr(model.config, CONFIG_KEY, record)
+    if training_args.process_index == 0:
+        write_run_file(training_args.output_dir, record)
+
+
 def fit(trainer, training_args, preemption=None) -> None:
     """Train, resuming from ``--resume_from_checkpoint`` or the newest checkpoint in ``--output_dir``.
 
@@ -187,6 +205,9 @@ def fit(trainer, training_args, preemption=None) -> None:
         logger.warning("Stopped (%s) before training began; nothing to save.", preemption.requested or "signal")
         raise Preempted()
     if checkpoint:
+        from llava.train.checkpoint_safety import check_checkpoint
+
+        check_checkpoint(checkpoint, trust_pickles=training_args.trust_checkpoint_pickles)  # before anything reads it
         logger.info("Resuming from %s", checkpoint)
     else:
         logger.info("Starting a fresh run in %s", training_args.output_dir)

@@ -117,11 +117,9 @@ def test_rerun_starts_the_answers_file_afresh_unless_resume(tiny_llava_dir, colo
 
 
 def test_defaults_are_upstreams():
+    from llava.eval.model_vqa import UPSTREAM_CONV_MODE
+
     args = model_vqa_loader.build_parser().parse_args([])
-    assert (args.max_new_tokens, args.temperature, args.conv_mode, args.num_chunks, args.chunk_idx) == (
-        128,
-        0.2,
-        "llava_v1",
-        1,
-        0,
-    )
+    assert (args.max_new_tokens, args.temperature, args.num_chunks, args.chunk_idx) == (128, 0.2, 1, 0)
+    # no --conv-mode: the run's recorded template, else upstream's default
+    assert args.conv_mode is None and UPSTREAM_CONV_MODE == "llava_v1"

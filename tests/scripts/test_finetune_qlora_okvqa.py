@@ -148,6 +148,30 @@ def test_cpu_demo_end_to_end(tmp_path):
     assert {"adapter_model.safetensors", "non_lora_trainables.bin", "config.json"} <= {p.name for p in output.iterdir()}
     answers = (output / "eval" / "okvqa_val_answers.jsonl").read_text().splitlines()
     assert len(answers) == 24
+    _the_run_knows_its_data(output, tmp_path / "demo")
+
+
+def _the_run_knows_its_data(output: Path, demo: Path) -> None:
+    """eval/run.json and the config record data, folders and template; the readers use them."""
+    from llava.eval import eval_okvqa
+    from llava.run_record import file_sha256
+    from llava.serve.eval_browser import load_run
+
+    run = json.loads((output / "eval" / "run.json").read_text())
+    data = (demo / "okvqa").resolve()
+    assert run["data_path"] == str(data / "train.json") and run["data_sha256"] == file_sha256(data / "train.json")
+    assert run["validation_data_path"] == str(data / "val_subset.json") and run["conv_mode"] == "vicuna_v1"
+    config = json.loads((output / "config.json").read_text())
+    assert config["llava_run"] == run and Path(config["llava_base"]["name"]).is_absolute()
+    # the browser finds the pictures without --image-folder
+    browsed = load_run(output)
+    records = [record for evaluation in browsed.evaluations for record in evaluation.records]
+    assert records and all(browsed.image_path(record["image"]).is_file() for record in records)
+    # docs/EVALUATION.md's re-scoring command, as written: the epoch file covers the run's subset
+    scores = eval_okvqa.main(
+        ["--answers", str(output / "eval" / "epoch_2.jsonl"), "--annotations", str(data / "val_annotations.json")]
+    )
+    assert scores["count"] == scores["annotated"] == 12
 
 
 @pytest.mark.parametrize(
