@@ -263,6 +263,13 @@ class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TR
         default=False,
         metadata={"help": "Batch image and text-only samples separately, each grouped by length."},
     )
+    trust_checkpoint_pickles: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume without checking the checkpoint's pickles (llava/train/checkpoint_safety.py). "
+            "Only for a checkpoint you wrote yourself: a pickle can run code when it loads."
+        },
+    )
     # Run guards (llava/train/guards.py, docs/TRAINING.md "Exit statuses").
     max_nonfinite_steps: int = field(
         default=3,

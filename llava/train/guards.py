@@ -33,11 +33,14 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from llava.train.checkpoint_safety import CheckpointRefused
+
 logger = logging.getLogger("llava")
 
 # Distinct exit statuses (docs/TRAINING.md). 75 is EX_TEMPFAIL: "try again later".
 EXIT_DIVERGED = 3
 EXIT_LOCKED = 4
+EXIT_USAGE = 2  # a refused input (a checkpoint resume will not read), as argparse exits
 EXIT_PREEMPTED = 75
 LOCK_FILE = ".llava-run.lock"
 
@@ -367,7 +370,8 @@ def output_dir_lock(output_dir: str) -> Iterator[None]:
 def run_main(train_function, **kwargs) -> None:
     """Run an entry point's ``train()`` and turn the guards' stops into their exit statuses.
 
-    ``TrainingDiverged`` -> ``EXIT_DIVERGED`` (3), ``OutputDirLocked`` -> ``EXIT_LOCKED`` (4), each
+    ``TrainingDiverged`` -> ``EXIT_DIVERGED`` (3), ``OutputDirLocked`` -> ``EXIT_LOCKED`` (4),
+    ``CheckpointRefused`` -> 2, each
     with its message on stderr instead of a traceback; ``Preempted`` exits with ``EXIT_PREEMPTED`` (75).
     """
     import sys
@@ -381,3 +385,6 @@ def run_main(train_function, **kwargs) -> None:
     except OutputDirLocked as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_LOCKED)
+    except CheckpointRefused as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
