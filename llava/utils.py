@@ -108,7 +108,8 @@ def jsonl_records(path: str | os.PathLike, problems: list[str]) -> Iterator[tupl
     A line that is not JSON adds ``"PATH:LINE: not valid JSON (why)"`` to ``problems``
     and is skipped, so a reader can report every bad line at once.
     """
-    with open(path, encoding="utf-8") as handle:
+    # errors="replace": a non-UTF-8 line becomes a JSON error on that line, not a crash of the reader
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line_number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -116,6 +117,8 @@ def jsonl_records(path: str | os.PathLike, problems: list[str]) -> Iterator[tupl
                 yield line_number, json.loads(line)
             except json.JSONDecodeError as error:
                 problems.append(f"{path}:{line_number}: not valid JSON ({error.msg})")
+            except RecursionError:
+                problems.append(f"{path}:{line_number}: not valid JSON (nested too deeply)")
 
 
 def disable_torch_init() -> None:

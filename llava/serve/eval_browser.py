@@ -80,17 +80,28 @@ class RunEvaluations:
         found = {r.get("question_type") for e in self.evaluations for r in e.records}
         return sorted(category for category in found if category)
 
-    def image_path(self, relative: str) -> Path:
-        return Path(relative) if self.image_folder is None else self.image_folder / relative
+    def image_path(self, relative: str) -> Path | None:
+        """The picture's path, or None when it lies outside the image folder (never read, never probed)."""
+        base = (self.image_folder if self.image_folder is not None else Path.cwd()).resolve()
+        path = (base / str(relative)).resolve()
+        return path if path.is_relative_to(base) else None
+
+    def outside(self, relative: str | None) -> bool:
+        """Whether a record's picture points outside the image folder (shown as such, not read)."""
+        return bool(relative) and self.image_path(str(relative)) is None
 
     def thumbnail(self, relative: str | None) -> str | None:
         """A small JPEG of the picture as a ``data:`` URI (cached), or None when it cannot be read."""
         if not relative:
             return None
         if relative not in self._thumbnails:
+            path = self.image_path(relative)
+            if path is None:
+                self._thumbnails[relative] = None
+                return None
             try:
                 # JPEG: decode at 1/2..1/8 scale
-                small = open_image(self.image_path(relative), draft=(2 * THUMBNAIL_PIXELS, 2 * THUMBNAIL_PIXELS))
+                small = open_image(path, draft=(2 * THUMBNAIL_PIXELS, 2 * THUMBNAIL_PIXELS))
             except ImageReadError:  # missing or unreadable: the table says so in the cell
                 self._thumbnails[relative] = None
             else:
@@ -112,6 +123,13 @@ def _read_predictions(path: Path, problems: list[str]) -> list[dict]:
     return records
 
 
+NUMBER_KEYS = ("eval_loss", "vqa_accuracy", "exact_match")
+
+
+def _number_or_none(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def load_run(run_dir: str | os.PathLike, image_folder: str | os.PathLike | None = None) -> RunEvaluations:
     """Read ``run_dir/eval``; ``ValueError`` listing every problem (file and line) at once."""
     run_dir = Path(run_dir)
@@ -126,31 +144,51 @@ def load_run(run_dir: str | os.PathLike, image_folder: str | os.PathLike | None 
         history = json.loads(history_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{history_path}: not valid JSON ({error.msg}, line {error.lineno})") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{history_path}: not UTF-8 text (byte {error.start})") from None
+    except RecursionError:
+        raise ValueError(f"{history_path}: not valid JSON (nested too deeply)") from None
     if not isinstance(history, list):
         raise ValueError(f"{history_path}: expected a list of evaluations, found {type(history).__name__}")
     problems: list[str] = []
     evaluations = []
     for index, entry in enumerate(history):
+        if not isinstance(entry, dict):
+            problems.append(f"{history_path}: entry {index} is not an object")
+            continue
         missing = [key for key in ("tag", "epoch", "global_step") if key not in entry]
         if missing:
             problems.append(f"{history_path}: entry {index} lacks {missing}")
             continue
+        wrong = [key for key in NUMBER_KEYS if not _number_or_none(entry.get(key))]
+        per_category = entry.get("per_category") or {}
+        if not isinstance(per_category, dict) or not all(map(_number_or_none, per_category.values())):
+            wrong.append("per_category")
+        if entry["epoch"] is None or entry["global_step"] is None:
+            wrong += ["epoch", "global_step"]
+        elif not _number_or_none(entry["epoch"]) or not _number_or_none(entry["global_step"]):
+            wrong += ["epoch", "global_step"]
+        if wrong:
+            problems.append(f"{history_path}: entry {index}: {', '.join(wrong)} must be numbers (or null)")
+            continue
         records: list[dict] = []
         if entry.get("predictions"):
-            path = folder / entry["predictions"]
-            if path.is_file():
+            path = (folder / str(entry["predictions"])).resolve()
+            if not path.is_relative_to(folder.resolve()):  # never read (or probe) a file outside the run
+                problems.append(f"{history_path}: entry {index} names a predictions file outside the run; not read")
+            elif path.is_file():
                 records = _read_predictions(path, problems)
             else:
                 problems.append(f"{history_path}: entry {index} ({entry['tag']}) names {path}, which is missing")
         evaluations.append(
             Evaluation(
-                tag=entry["tag"],
+                tag=str(entry["tag"]),
                 epoch=float(entry["epoch"]),
                 global_step=int(entry["global_step"]),
                 eval_loss=entry.get("eval_loss"),
                 vqa_accuracy=entry.get("vqa_accuracy"),
                 exact_match=entry.get("exact_match"),
-                per_category=dict(entry.get("per_category") or {}),
+                per_category={str(name): value for name, value in per_category.items()},
                 records=records,
             )
         )
@@ -250,6 +288,8 @@ def render_table(run: RunEvaluations, rows: Sequence[Row], compare_tag: str | No
         thumbnail = run.thumbnail(record.get("image"))
         if thumbnail:
             picture = f'<img class="thumb" src="{thumbnail}" alt="{html.escape(str(record["image"]))}">'
+        elif run.outside(record.get("image")):
+            picture = '<span class="missing">outside the run</span>'
         elif record.get("image"):
             picture = f'<span class="missing">missing: {html.escape(str(record["image"]))}</span>'
         else:
@@ -306,8 +346,8 @@ def curves_figure(run: RunEvaluations):
 
     def plot(axes, values, label, marker="o"):
         points = [(e.epoch, v) for e, v in zip(run.evaluations, values, strict=True) if v is not None]
-        if points:
-            axes.plot(*zip(*points, strict=True), marker=marker, label=label)
+        if points:  # "$" in a category name would be parsed as mathtext: escape it, show it as written
+            axes.plot(*zip(*points, strict=True), marker=marker, label=str(label).replace("$", r"\$"))
 
     plot(loss_axes, [e.eval_loss for e in run.evaluations], "eval loss")
     plot(accuracy_axes, [e.vqa_accuracy for e in run.evaluations], "VQA accuracy")
@@ -380,7 +420,13 @@ def build_browser(gradio, run: RunEvaluations) -> None:
             f"**{len(rows)} of {total} questions** of {tag} match; showing {first}–"
             f"{index * PAGE_SIZE + len(shown)} (page {index + 1} of {pages})."
         )
-        unreadable = sum(1 for row in shown if row.record.get("image") and run.thumbnail(row.record["image"]) is None)
+        unreadable = sum(
+            1
+            for row in shown
+            if row.record.get("image")
+            and not run.outside(row.record["image"])
+            and run.thumbnail(row.record["image"]) is None
+        )
         if unreadable:
             where = run.image_folder if run.image_folder is not None else Path.cwd()
             message += (

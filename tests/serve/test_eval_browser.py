@@ -177,3 +177,68 @@ def test_page_shows_every_question_with_its_thumbnail_and_a_filter_narrows_it(br
         assert rows.count() == improved
         assert "prediction at epoch_1" in page.locator("#eval-table thead").inner_text()
         page.screenshot(path=str(shots / "eval_browser_improved.png"), full_page=True)
+
+
+def test_paths_outside_the_run_and_image_folder_are_never_read(tmp_path, run_files):
+    """Planted paths: an absolute picture, one climbing out, one probing /etc/passwd, and a
+    predictions file outside the run. None is read; none says whether the file exists."""
+    import shutil
+
+    from llava.serve.eval_browser import Row
+
+    secret = tmp_path / "secret.png"
+    shutil.copy(next(run_files[1].rglob("*.png")), secret)
+    run_dir = tmp_path / "run"
+    shutil.copytree(run_files[0], run_dir)
+    run = load_run(run_dir, run_files[1])
+    base = run.evaluation("epoch_2").records[0]
+    for image in (str(secret), "../" * 12 + str(secret).lstrip("/"), "../../etc/passwd"):
+        record = dict(base, image=image)
+        html = render_table(run, [Row(record, record)])
+        assert "outside the run" in html and "data:image" not in html and "missing:" not in html, image
+        assert run.thumbnail(image) is None
+    history = json.loads((run_dir / "eval" / "history.json").read_text())
+    history[0]["predictions"] = "/etc/passwd"
+    history[1]["predictions"] = "../../../../etc/passwd"
+    (run_dir / "eval" / "history.json").write_text(json.dumps(history))
+    with pytest.raises(ValueError) as error:
+        load_run(run_dir, run_files[1])
+    assert str(error.value).count("names a predictions file outside the run; not read") == 2
+    assert "passwd:1" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        (b"\xff\xfe[]", "not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"[{broken", "not valid JSON"),
+        (
+            json.dumps([{"tag": "epoch_1", "epoch": 1, "global_step": 2, "vqa_accuracy": "NaN"}]).encode(),
+            "must be numbers",
+        ),
+        (json.dumps([7]).encode(), "entry 0 is not an object"),
+    ],
+    ids=["non-utf8", "deeply-nested", "truncated", "wrong-type", "not-object"],
+)
+def test_a_malformed_history_is_one_clear_error_naming_the_file(tmp_path, history, expected):
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "history.json").write_bytes(history)
+    with pytest.raises(ValueError) as error:
+        load_run(tmp_path)
+    assert "history.json" in str(error.value) and expected in str(error.value)
+
+
+def test_category_names_are_never_markup(run_files, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run_files[0], run_dir)
+    history = json.loads((run_dir / "eval" / "history.json").read_text())
+    for entry in history:
+        entry["per_category"] = {"$\\frac{$": 50.0, "<script>": 10.0}
+    (run_dir / "eval" / "history.json").write_text(json.dumps(history))
+    figure = curves_figure(load_run(run_dir, run_files[1]))
+    figure.canvas.draw()  # mathtext would raise here
+    labels = sorted(line.get_label() for line in figure.axes[2].lines)
+    assert labels == sorted(["$\\frac{$".replace("$", "\\$"), "<script>"])
