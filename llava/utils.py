@@ -81,7 +81,7 @@ def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterat
     staging.mkdir()
     try:
         yield staging
-        _readable_by_all(staging)
+        follow_umask(staging)
         if out.exists():
             retired = out.parent / f".{out.name}.old-{tag}"
             os.replace(out, retired)
@@ -94,12 +94,14 @@ def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterat
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _readable_by_all(folder: Path) -> None:
-    """Give files the umask's permissions (safetensors and mkstemp write 0600), so a server user can read them."""
-    mode = 0o666 & ~current_umask()
-    for path in folder.rglob("*"):
-        if path.is_file():
-            path.chmod(mode)
+def follow_umask(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the mode a plain ``open()`` would (``0666 & ~umask``; scripts keep
+    their execute bits): safetensors and mkstemp write 0600, so a server user could not read them."""
+    mask = current_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            executable = path.stat().st_mode & 0o100
+            path.chmod((0o777 if executable else 0o666) & ~mask)
 
 
 def jsonl_records(path: str | os.PathLike, problems: list[str]) -> Iterator[tuple[int, Any]]:

@@ -25,7 +25,7 @@ import torch
 from llava.model.lora_loading import NON_LORA_FILE, PROJECTOR_FILE
 from llava.model.peft_compat import ADAPTER_CONFIG_FILE, make_adapter_config_portable
 from llava.model.tokenizer_files import save_tokenizer
-from llava.utils import atomic_path
+from llava.utils import atomic_path, follow_umask
 
 logger = logging.getLogger("llava")
 
@@ -127,6 +127,7 @@ def save_lora_run(model, output_dir: str | os.PathLike, args) -> None:
         model.save_pretrained(str(staging), state_dict=adapter)
         make_adapter_config_portable(staging)  # loads with upstream's peft 0.10.0 too
         torch.save(extras, staging / NON_LORA_FILE)
+        follow_umask(staging)  # safetensors writes 0600
         _move_files_into(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -147,6 +148,7 @@ def publish_checkpoint(staged: str | os.PathLike, final: str | os.PathLike, stat
     staged, final = Path(staged), Path(final)
     if final.exists():
         shutil.rmtree(final)
+    follow_umask(staged)  # safetensors and mkstemp write 0600; the run's files follow the umask
     os.replace(staged, final)
     if (final / "trainer_state.json").exists():
         state.save_to_json(str(final / "trainer_state.json"))
