@@ -10,7 +10,8 @@ import concurrent.futures
 import hashlib
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,31 @@ def _write_image(path: Path, data: bytes) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, data)
+
+
+@contextmanager
+def new_files_removed_on_error(folder: Path) -> Iterator[None]:
+    """On an error in the block, remove the files it created under ``folder`` (and folders left empty).
+
+    A failed conversion leaves nothing behind: embedded pictures are extracted before the
+    last checks, so a conversion that fails after them would otherwise leave them in ``images/``.
+    Files that were there before the block stay.
+    """
+    before = {path for path in folder.rglob("*") if path.is_file()} if folder.is_dir() else set()
+    existed = folder.is_dir()
+    try:
+        yield
+    except BaseException:
+        if folder.is_dir():
+            for path in folder.rglob("*"):
+                if path.is_file() and path not in before:
+                    path.unlink(missing_ok=True)
+            for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                if not any(path.iterdir()):
+                    path.rmdir()
+            if not existed and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 
 def extract_embedded(

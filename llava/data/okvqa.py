@@ -209,10 +209,14 @@ def convert(config: ConvertConfig) -> ConversionSummary:
     """Convert OK-VQA as ``config`` says and write the outputs; see the module docstring.
 
     Raises ConversionError (listing every problem at once) when the options are
-    wrong or the input has problems that no --skip-* flag covers; no JSON
-    output is written then (embedded images already extracted may stay in
-    images/, where the next run reuses them).
+    wrong or the input has problems that no --skip-* flag covers; nothing is
+    written then (embedded images this run extracted are removed again).
     """
+    with image_files.new_files_removed_on_error(Path(config.out_dir) / conversion.IMAGES_DIR):
+        return _convert(config)
+
+
+def _convert(config: ConvertConfig) -> ConversionSummary:
     _check_config(config)
     issues: list[Issue] = []
     notes: list[str] = []

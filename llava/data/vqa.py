@@ -45,7 +45,7 @@ from llava.data.conversion import (
     skipped_kinds,
     skipped_summary,
 )
-from llava.data.image_files import check_image_files, extract_embedded
+from llava.data.image_files import check_image_files, extract_embedded, new_files_removed_on_error
 from llava.data.output_files import carve_subset, split_stats, write_outputs
 from llava.data.tables import Table, arrow_column_type, read_tables, struct_has_bytes
 from llava.metrics.annotations import ANNOTATIONS_FORMAT
@@ -327,9 +327,14 @@ def convert(config: VqaConfig) -> ConversionSummary:
     """Convert the inputs as ``config`` says and write the outputs; see the module docstring.
 
     Raises ConversionError (listing every problem at once) when the options are
-    wrong or the input has problems that no --skip-* flag covers; no JSON
-    output is written then.
+    wrong or the input has problems that no --skip-* flag covers; nothing is
+    written then (embedded images this run extracted are removed again).
     """
+    with new_files_removed_on_error(Path(config.out_dir) / IMAGES_DIR):
+        return _convert(config)
+
+
+def _convert(config: VqaConfig) -> ConversionSummary:
     entries = _check_config(config)
     issues: list[Issue] = []
     sources: list[EmbeddedSource] = []

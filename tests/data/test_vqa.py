@@ -232,6 +232,27 @@ def test_rerun_is_byte_identical(data, tmp_path):
     assert not [p for p in out.rglob("*.tmp")]
 
 
+def test_a_failed_conversion_leaves_no_extracted_picture(data, tmp_path):
+    """Embedded pictures are written before the last checks; when those fail, they go again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = arrow_table()
+    images = table.column("image").to_pylist()
+    images[-1] = {"bytes": b"not a picture", "path": None}  # found only while extracting
+    table = table.set_column(
+        table.schema.get_field_index("image"), "image", pa.array(images, type=table.schema.field("image").type)
+    )
+    source = data / "broken.parquet"
+    pq.write_table(table, source)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("the user's")
+    with pytest.raises(ConversionError, match="image"):
+        run(out, source, val_fraction=0.5)
+    assert sorted(p.name for p in out.rglob("*")) == ["keep.txt"]
+
+
 def test_columns_by_flag_and_missing_columns_named(data, tmp_path):
     source = write_csv(data / "odd.csv", header=("key", "picture", "ask", "reply", "group"))
     with pytest.raises(ConversionError) as raised:
