@@ -104,15 +104,36 @@ def follow_umask(folder: str | os.PathLike) -> None:
             path.chmod((0o777 if executable else 0o666) & ~mask)
 
 
+class JsonFileError(ValueError):
+    """A JSON file that cannot be read; the message names the file and says what is wrong, in one line."""
+
+
+def load_json_file(path: str | os.PathLike) -> Any:
+    """The value in the JSON file at ``path``; :class:`JsonFileError` for bad bytes, bad JSON or deep nesting."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError as error:
+        raise JsonFileError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise JsonFileError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise JsonFileError(f"{path}: not valid JSON (nested too deeply)") from None
+
+
 def jsonl_records(path: str | os.PathLike, problems: list[str]) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of a JSON Lines file.
 
-    A line that is not JSON adds ``"PATH:LINE: not valid JSON (why)"`` to ``problems``
-    and is skipped, so a reader can report every bad line at once.
+    A line that is not UTF-8 JSON adds ``"PATH:LINE: not valid JSON (why)"`` (or ``not UTF-8
+    text``) to ``problems`` and is skipped, so a reader can report every bad line at once.
     """
-    # errors="replace": a non-UTF-8 line becomes a JSON error on that line, not a crash of the reader
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line_number, line in enumerate(handle, 1):
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                problems.append(f"{path}:{line_number}: not UTF-8 text (byte {error.start} of the line)")
+                continue
             if not line.strip():
                 continue
             try:

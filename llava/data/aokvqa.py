@@ -13,7 +13,6 @@ The inputs, the extra fields it writes (``choices``, ``correct_choice_idx``,
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from llava.data import conversion, image_files, output_files
 from llava.data.conversion import ConversionError, ConversionSummary, Issue, Sample
 from llava.metrics.choices import choice_prompt
-from llava.utils import write_atomic
+from llava.utils import JsonFileError, load_json_file, write_atomic
 
 __all__ = ["DEFAULT_OUT_DIR", "AokvqaConfig", "build_parser", "convert", "main"]
 
@@ -89,10 +88,11 @@ def _read_split(aokvqa_dir: Path, coco_dir: Path, split: str, issues: list[Issue
     """The questions of one split; problems go to ``issues``."""
     path = aokvqa_dir / ANNOTATION_FILES[split]
     try:
-        with open(path, encoding="utf-8") as stream:
-            entries = json.load(stream)
-    except (OSError, json.JSONDecodeError) as error:
+        entries = load_json_file(path)
+    except OSError as error:
         raise ConversionError(f"cannot read {path}: {error}") from error
+    except JsonFileError as error:
+        raise ConversionError(str(error)) from None
     if not isinstance(entries, list):
         raise ConversionError(f"{path} is not an A-OKVQA file: it is not a JSON list")
     samples = []

@@ -8,7 +8,6 @@ reads; the layouts are listed in docs/OKVQA.md.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from llava.data import conversion, tables
 from llava.data.conversion import ConversionError, EmbeddedSource, Issue, Sample
+from llava.utils import JsonFileError, load_json_file
 
 SPLITS = ("train", "val")
 COCO_SPLITS = {"train": "train2014", "val": "val2014"}
@@ -77,10 +77,11 @@ def _sample(
 def _load_json(path: Path, key: str) -> list[dict]:
     """The list under ``key`` in an official OK-VQA file, with a clear error when it is not one."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-    except (OSError, json.JSONDecodeError) as error:
+        data = load_json_file(path)
+    except OSError as error:
         raise ConversionError(f"cannot read {path}: {error}") from error
+    except JsonFileError as error:
+        raise ConversionError(str(error)) from None
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise ConversionError(f"{path} is not an OK-VQA file: it has no {key!r} list")
     return data[key]

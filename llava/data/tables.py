@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llava.data.conversion import ConversionError, EmbeddedSource, list_ids
+from llava.utils import JsonFileError, load_json_file
 
 # Rows read per batch when streaming an embedded image column.
 _IMAGE_BATCH_ROWS = 64
@@ -122,10 +123,11 @@ def _json_table(path: Path, rows: list[Any], where: Callable[[int], str], image_
 
 def _read_json(path: Path, image_root: Path) -> Table:
     try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = load_json_file(path)
+    except OSError as error:
         raise ConversionError(f"cannot read {path}: {error}") from error
+    except JsonFileError as error:
+        raise ConversionError(str(error)) from None
     if not isinstance(data, list):
         raise ConversionError(f"{path} is not a JSON list of objects (use .jsonl for one object per line)")
     return _json_table(path, data, lambda index: f"item {index + 1}", image_root)
@@ -143,8 +145,12 @@ def _read_jsonl(path: Path, image_root: Path) -> Table:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as error:
                     bad.append(f"line {number}: {error}")
-    except (OSError, UnicodeDecodeError) as error:
+                except RecursionError:
+                    bad.append(f"line {number}: nested too deeply")
+    except OSError as error:
         raise ConversionError(f"cannot read {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ConversionError(f"{path}: not UTF-8 text (byte {error.start})") from None
     if bad:
         raise ConversionError(f"{path}: lines that are not JSON: " + list_ids(bad))
     return _json_table(path, rows, lambda index: f"line {numbers[index]}", image_root)
@@ -155,11 +161,15 @@ def _read_csv(path: Path, delimiter: str, image_root: Path) -> Table:
     import pyarrow.csv as pcsv
 
     parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    # pyarrow's 1 MB blocks fail on a longer field ("straddles two block boundaries"): the whole
+    # file is read into memory anyway, so one block as large as the file costs nothing more.
+    size = path.stat().st_size if path.exists() else 0
+    read = pcsv.ReadOptions(block_size=min(max(1 << 20, size + 1), (1 << 31) - 1))
     try:
-        with pcsv.open_csv(path, parse_options=parse) as reader:
+        with pcsv.open_csv(path, read_options=read, parse_options=parse) as reader:
             names = list(reader.schema.names)
         convert = pcsv.ConvertOptions(column_types={name: pa.string() for name in names}, strings_can_be_null=False)
-        table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+        table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except (OSError, pa.ArrowInvalid) as error:
         raise ConversionError(f"cannot read {path} as {'TSV' if delimiter == chr(9) else 'CSV'}: {error}") from error
 

@@ -165,7 +165,7 @@ def parse_answers(value: Any) -> list[str | None] | None:
         if text.startswith("[") and text.endswith("]"):
             try:
                 parsed = json.loads(text)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 return [value]
             if isinstance(parsed, list):
                 return [answer_text(item) for item in parsed]

@@ -20,11 +20,9 @@ problem of a file is reported at once, each naming the question.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -79,10 +77,12 @@ def list_ids(ids: Sequence[str], limit: int = LISTED_IDS, separator: str = ", ")
 
 
 def _read_json(path: str | os.PathLike) -> Any:
+    from llava.utils import JsonFileError, load_json_file
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ScoringError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+        return load_json_file(path)
+    except JsonFileError as error:
+        raise ScoringError(str(error)) from None
 
 
 class _Collector:

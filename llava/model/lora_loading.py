@@ -41,6 +41,19 @@ def _check_base_fits(run_config, base_path: str) -> None:
         raise ValueError(f"--model-base {base_path} does not fit this run: " + "; ".join(problems))
 
 
+def check_safetensors(path: Path) -> None:
+    """A damaged (truncated, garbled) safetensors file is a ValueError naming it, before a library reads it."""
+    if not path.exists():
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable safetensors file ({error}); copy the run again") from None
+
+
 def strip_non_lora_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map saved keys (``base_model.model.model.mm_projector.0.weight``) to model keys."""
     renamed = {}
@@ -56,7 +69,12 @@ def strip_non_lora_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 def load_non_lora_weights(model, run_dir: str | Path) -> list[str]:
     """Apply ``non_lora_trainables.bin`` to ``model`` (strictly) and return the keys applied."""
     path = _require(Path(run_dir) / NON_LORA_FILE, "a LoRA run saves its projector there")
-    state = strip_non_lora_prefix(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a planted pickle or a damaged file: named, never executed
+        reason = str(error).strip().splitlines()[-1][:160] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: not loadable as weights only ({reason})") from None
+    state = strip_non_lora_prefix(loaded)
     own = model.state_dict()
     unknown = [key for key in state if key not in own]
     bad_shape = [key for key in state if key in own and own[key].shape != state[key].shape]
@@ -102,6 +120,7 @@ def load_lora_checkpoint(run_dir, model_base: str, load_kwargs: dict, allow_base
     check_base(run, config, model_base, model, allow_base_mismatch)
     applied = load_non_lora_weights(model, run)
     logger.info("Applied %d non-LoRA tensors from %s", len(applied), run / NON_LORA_FILE)
+    check_safetensors(run / "adapter_model.safetensors")
     model = PeftModel.from_pretrained(model, str(run))
     return model.merge_and_unload()
 

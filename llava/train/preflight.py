@@ -227,6 +227,8 @@ def _load(data_path: str, report: PreflightReport) -> list | None:
         return fail("invalid_json", json_error_message(data_path, error))
     except UnicodeDecodeError as error:
         return fail("invalid_json", f"data file {data_path} is not UTF-8 text: {error}")
+    except RecursionError:
+        return fail("invalid_json", f"data file {data_path}: not valid JSON (nested too deeply)")
     if not isinstance(data, list):
         return fail("not_a_list", f"data file {data_path} holds a JSON {type(data).__name__}, not a list of records")
     if not data:

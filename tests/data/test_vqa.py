@@ -232,6 +232,14 @@ def test_rerun_is_byte_identical(data, tmp_path):
     assert not [p for p in out.rglob("*.tmp")]
 
 
+def test_a_csv_field_longer_than_pyarrows_block_is_read(data, tmp_path):
+    """pyarrow reads CSV in 1 MB blocks and fails on a longer field; the reader sizes the block."""
+    rows = [(*row, "x" * (3 << 20) if index == 1 else "") for index, row in enumerate(ROWS)]
+    source = write_csv(data / "notes.csv", rows, header=("id", "image", "question", "answer", "category", "notes"))
+    summary = run(tmp_path / "out", source, val_fraction=0.0)
+    assert summary.splits["train"]["questions"] == len(ROWS)
+
+
 def test_a_failed_conversion_leaves_no_extracted_picture(data, tmp_path):
     """Embedded pictures are written before the last checks; when those fail, they go again."""
     import pyarrow as pa

@@ -129,3 +129,25 @@ def test_qlora_run_loads_in_full_precision_unless_asked(lora_run, tiny_llava_dir
     _, model, _, _ = load_pretrained_model(str(qlora), str(tiny_llava_dir), qlora.name, device="cpu")
     assert not any("Linear4bit" in type(m).__name__ for m in model.modules())
     assert model.dtype == torch.float32
+
+
+def test_a_damaged_adapter_or_planted_projector_pickle_is_named(lora_run, tiny_llava_dir, tmp_path):
+    import os
+    import shutil
+
+    run = tmp_path / "llava-damaged-lora"
+    shutil.copytree(lora_run, run)
+    adapter = run / "adapter_model.safetensors"
+    adapter.write_bytes(adapter.read_bytes()[:100])  # truncated in a copy
+    with pytest.raises(ValueError, match="adapter_model.safetensors: not a readable safetensors file"):
+        load_pretrained_model(str(run), str(tiny_llava_dir), run.name, device="cpu")
+    shutil.copy(lora_run / "adapter_model.safetensors", adapter)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    torch.save(Payload(), run / "non_lora_trainables.bin")
+    with pytest.raises(ValueError, match="non_lora_trainables.bin: not loadable as weights only"):
+        load_pretrained_model(str(run), str(tiny_llava_dir), run.name, device="cpu")
+    assert not (tmp_path / "ran").exists()
