@@ -71,9 +71,40 @@ class ChatModel:
         """How many positions one picture takes in the model's input (576 for CLIP-L/336)."""
         return int(self.model.get_vision_tower().num_image_tokens)
 
+    def fit_picture(self, image: Image.Image) -> Image.Image:
+        """``image`` reduced to what the tower reads (aspect kept), so a session never holds more.
+
+        With ``pad`` the picture becomes a square of its longer side, scaled to the tower's input
+        size: the longer side needs no more pixels than that. Otherwise the shorter side is scaled
+        to it and the centre cropped: the shorter side needs no more.
+        """
+        target = _tower_input_size(self.image_processor)
+        if target is None:
+            return image
+        pad = mm_setting(self.model.config, "image_aspect_ratio") == "pad"
+        side = max(image.size) if pad else min(image.size)
+        if side <= target:
+            return image
+        scale = target / side
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        return image.resize(size, Image.Resampling.BICUBIC)
+
     @property
     def mm_use_im_start_end(self) -> bool:
         return bool(mm_setting(self.model.config, "mm_use_im_start_end"))
+
+
+def _tower_input_size(processor) -> int | None:
+    """The side of the square the image processor hands the tower (336 for CLIP-L/336)."""
+
+    def field(value, key: str):  # a dict, or transformers 5's SizeDict
+        return value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+
+    for attribute, key in (("crop_size", "height"), ("size", "shortest_edge")):
+        side = field(getattr(processor, attribute, None), key)
+        if side:
+            return int(side)
+    return None
 
 
 def load_chat_model(
@@ -125,8 +156,27 @@ def resolve_conv_mode(model_name: str, requested: str | None) -> str:
     return requested
 
 
-def open_image(source: str | os.PathLike) -> Image.Image:
-    """The picture at ``source`` in RGB; :class:`ChatInputError` naming the file when it cannot be read."""
+DEFAULT_MAX_MEGAPIXELS = 50.0
+
+
+def open_image(source: str | os.PathLike, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS) -> Image.Image:
+    """The picture at ``source`` in RGB; :class:`ChatInputError` naming the file when it cannot be read.
+
+    A picture of more than ``max_megapixels`` is refused from its header, before decoding (a
+    140 KB PNG can hold 144 million pixels: 430 MB once decoded).
+    """
+    name = os.path.basename(os.fspath(source))
+    if max_megapixels is not None:
+        try:
+            with Image.open(source) as header:
+                width, height = header.size
+        except (OSError, Image.DecompressionBombError, ValueError):
+            width = height = 0  # unreadable: the full read below says why
+        if width * height > max_megapixels * 1e6:
+            raise ChatInputError(
+                f"{name} is {width}×{height} ({width * height / 1e6:.0f} megapixels): over the "
+                f"{max_megapixels:g} megapixel limit (--max-megapixels); send a smaller picture."
+            )
     try:
         return images.open_image(source)
     except images.ImageReadError as error:

@@ -28,6 +28,8 @@ from pathlib import Path
 from llava.eval.generation import GenerationSettings
 from llava.eval.model_vqa import add_model_arguments
 from llava.run_record import choose_conv_mode
+from llava.serve.chat import DEFAULT_MAX_MEGAPIXELS
+from llava.serve.web import DEFAULT_MAX_FILE_SIZE
 
 DEFAULT_TEMPERATURE = 0.2  # upstream's page defaults
 DEFAULT_TOP_P = 0.7
@@ -35,10 +37,13 @@ DEFAULT_MAX_NEW_TOKENS = 512
 EMPTY_REPLY = "(the model gave an empty answer)"
 
 
-def build_app(chat_model, conv_mode: str, run=None):
+SESSION_TTL_S = 900  # a conversation's state (its picture) is freed this long after its last use
+
+
+def build_app(chat_model, conv_mode: str, run=None, max_megapixels: float | None = None):
     """The page (``gradio.Blocks``): a chat tab, and the evaluation browser of ``run`` when given."""
     from llava.conversation import conv_templates
-    from llava.serve.chat import ChatInputError, ChatSession, open_image
+    from llava.serve.chat import DEFAULT_MAX_MEGAPIXELS, ChatInputError, ChatSession, open_image
     from llava.serve.eval_browser import build_browser
     from llava.serve.web import import_gradio
 
@@ -53,12 +58,14 @@ def build_app(chat_model, conv_mode: str, run=None):
             session.reset(None)
             return session, None, [], ""
         try:
-            image = open_image(path)
+            image = open_image(path, DEFAULT_MAX_MEGAPIXELS if max_megapixels is None else max_megapixels)
         except ChatInputError as error:
             session.reset(None)
             return session, None, [], f"⚠️ {error}"
+        width, height = image.size
+        image = chat_model.fit_picture(image)  # the session keeps only what the model reads
         session.reset(image)
-        return session, image, [], f"Picture loaded ({image.width}×{image.height}). Ask a question."
+        return session, image, [], f"Picture loaded ({width}×{height}). Ask a question."
 
     def on_ask(question, history, session: ChatSession, template, temperature, top_p, max_new_tokens):
         question = (question or "").strip()
@@ -93,7 +100,8 @@ def build_app(chat_model, conv_mode: str, run=None):
         return session, [], ""
 
     with gradio.Blocks(title="LLaVA chat", analytics_enabled=False) as demo:
-        session_state = gradio.State(new_session)
+        # Freed after SESSION_TTL_S without use, and when the browser tab closes (demo.unload).
+        session_state = gradio.State(new_session, time_to_live=SESSION_TTL_S)
         with gradio.Tab("Chat"):
             gradio.Markdown(f"### LLaVA: `{chat_model.model_name}`")
             with gradio.Row():
@@ -164,6 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="for the evaluation tab: folder the run's validation image paths are relative to",
     )
+    parser.add_argument(
+        "--max-file-size",
+        "--max_file_size",
+        dest="max_file_size",
+        default=DEFAULT_MAX_FILE_SIZE,
+        help=f"largest upload, e.g. 20mb or 500kb (default {DEFAULT_MAX_FILE_SIZE})",
+    )
+    parser.add_argument(
+        "--max-megapixels",
+        "--max_megapixels",
+        dest="max_megapixels",
+        type=float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help=f"largest picture, in millions of pixels, refused before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
     # Deviation from upstream: 127.0.0.1 by default (upstream 0.0.0.0): the page has no password.
     parser.add_argument("--host", type=str, default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
@@ -190,7 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         args.use_kernels,
     )
     conv_mode = resolve_conv_mode(chat_model.model_name, choose_conv_mode(args.model_path, args.conv_mode, None))
-    launch(build_app(chat_model, conv_mode, run), args.host, args.port, css=CSS)
+    launch(
+        build_app(chat_model, conv_mode, run, args.max_megapixels),
+        args.host,
+        args.port,
+        css=CSS,
+        max_file_size=args.max_file_size,
+    )
     return 0
 
 

@@ -35,11 +35,24 @@ def offline_theme(gradio) -> Any:
     return gradio.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
 
 
-def launch(demo, host: str, port: int, css: str | None = None, block: bool = True) -> None:
-    """Serve ``demo`` on ``host:port`` (one request at a time per event), offline-safe."""
+DEFAULT_MAX_FILE_SIZE = "20mb"
+# Uploaded files older than this are deleted (checked every minute): nothing piles up in Gradio's temp folder.
+UPLOAD_MAX_AGE_S = 600
+
+
+def launch(
+    demo, host: str, port: int, css: str | None = None, block: bool = True, max_file_size: str | int | None = 0
+) -> None:
+    """Serve ``demo`` on ``host:port`` (one request at a time per event), offline-safe.
+
+    ``max_file_size`` bounds every upload (Gradio's ``/upload`` route serves every page, with or
+    without an upload box): 0, the default, refuses any non-empty upload.
+    """
     gradio = import_gradio()
     demo.queue(default_concurrency_limit=1)
+    demo.delete_cache = (60, UPLOAD_MAX_AGE_S)
     demo.launch(
+        max_file_size=max_file_size,
         server_name=host,
         server_port=port,
         share=False,

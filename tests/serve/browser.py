@@ -64,8 +64,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class ServedURL(str):
+    """The page's URL; ``pid`` is the server process (for memory checks), ``temp_dir`` its Gradio uploads."""
+
+    pid: int
+    temp_dir: Path
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (Linux)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 @contextmanager
-def served(module: str, arguments: list[str], log_path: Path, timeout: float = 180.0) -> Iterator[str]:
+def served(module: str, arguments: list[str], log_path: Path, timeout: float = 180.0) -> Iterator[ServedURL]:
     """Run ``python -m module arguments --host 127.0.0.1 --port P`` until the port answers; yields the URL."""
     port = free_port()
     command = [sys.executable, "-m", module, *arguments, "--host", "127.0.0.1", "--port", str(port)]
@@ -76,6 +92,7 @@ def served(module: str, arguments: list[str], log_path: Path, timeout: float = 1
         HF_HUB_OFFLINE="1",
         GRADIO_ANALYTICS_ENABLED="False",
         TOKENIZERS_PARALLELISM="false",
+        GRADIO_TEMP_DIR=str(log_path.parent / "gradio-uploads"),
     )
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -90,7 +107,9 @@ def served(module: str, arguments: list[str], log_path: Path, timeout: float = 1
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{module} did not listen within {timeout} s:\n{log_path.read_text()[-4000:]}")
                 time.sleep(0.3)
-            yield f"http://127.0.0.1:{port}/"
+            url = ServedURL(f"http://127.0.0.1:{port}/")
+            url.pid, url.temp_dir = process.pid, log_path.parent / "gradio-uploads"
+            yield url
         finally:
             process.terminate()
             try:

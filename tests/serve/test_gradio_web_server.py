@@ -102,3 +102,76 @@ def test_an_unreadable_picture_gets_a_message_not_a_stack_trace(server_url, pict
         page.locator("#chat-send").click()
         page.wait_for_selector("#chat-status:has-text('Upload a picture first')")
         page.screenshot(path=str(artifacts_dir() / "chat_unreadable_picture.png"))
+
+
+def _upload(url: str, size: int) -> int:
+    """POST a file of ``size`` bytes to Gradio's upload route, as curl -F would; the HTTP status."""
+    import urllib.error
+    import urllib.request
+
+    boundary = "llava-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + b"\0" * size
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url + "gradio_api/upload", data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, ConnectionError):  # the server cut the upload off
+        return 0
+
+
+def _stored(url) -> int:
+    return (
+        sum(path.stat().st_size for path in url.temp_dir.rglob("*") if path.is_file()) if url.temp_dir.exists() else 0
+    )
+
+
+def test_uploads_are_bounded_and_huge_pictures_refused_before_decoding(server_url, tmp_path):
+    """A 25 MB upload is refused (20 MB default) and not kept; five 12,000 x 12,000 pictures (a
+    small PNG each) are refused from their headers and the server's memory stays where it was."""
+    from browser import rss_bytes
+    from PIL import Image
+
+    assert _upload(server_url, 25 << 20) != 200 and _stored(server_url) < (1 << 20)
+    assert _upload(server_url, 1 << 20) == 200  # under the limit: accepted
+    huge = tmp_path / "huge.png"
+    Image.new("1", (12_000, 12_000)).save(huge)
+    assert huge.stat().st_size < (1 << 20)
+    before = rss_bytes(server_url.pid)
+    with chromium_page() as page:
+        for _ in range(5):
+            page.goto(server_url)
+            page.locator("#chat-upload input[type=file]").set_input_files(str(huge))
+            page.wait_for_selector("#chat-status:has-text('megapixel limit')", timeout=60_000)
+        assert "12000×12000 (144 megapixels)" in page.locator("#chat-status").inner_text()
+    assert rss_bytes(server_url.pid) - before < 300 << 20
+
+
+def test_a_large_picture_is_kept_at_the_size_the_tower_reads(tiny_llava_dir):
+    from PIL import Image
+
+    from llava.serve.chat import load_chat_model
+
+    chat_model = load_chat_model(str(tiny_llava_dir), device="cpu")
+    side = chat_model.image_processor.crop_size["height"]
+    fitted = chat_model.fit_picture(Image.new("RGB", (40 * side, 20 * side)))
+    assert fitted.size == (side, side // 2)  # pad: the longer side, aspect kept
+    small = Image.new("RGB", (side // 2, side // 3))
+    assert chat_model.fit_picture(small) is small
+
+
+@pytest.mark.skipif(BROWSER_SKIP is not None, reason=BROWSER_SKIP or "")
+def test_the_evaluation_browser_takes_no_upload(tmp_path):
+    run_dir, images = write_eval_run(tmp_path / "run", tmp_path / "data")
+    with served("llava.serve.eval_browser", [str(run_dir), "--image-folder", str(images)], tmp_path / "log") as url:
+        assert _upload(url, 10) != 200 and _stored(url) == 0
