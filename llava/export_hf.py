@@ -27,6 +27,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -511,4 +512,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from llava.entry import run
+
+    sys.exit(run(main))

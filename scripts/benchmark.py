@@ -383,4 +383,6 @@ def train_benchmark(args) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from llava.entry import run
+
+    sys.exit(run(main))

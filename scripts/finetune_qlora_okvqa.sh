@@ -243,12 +243,12 @@ train_tree "$DEEPSPEED" --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" llav
     --eval_max_new_tokens 16 \
     --learning_rate "$LR" \
     --weight_decay 0. \
-    --warmup_ratio 0.03 \
+    --warmup_steps 0.03 \
     --lr_scheduler_type cosine \
     --logging_steps 1 \
     --tf32 "$TF32" \
     --model_max_length "$MODEL_MAX_LENGTH" \
-    --gradient_checkpointing "$GRADIENT_CHECKPOINTING" \
+    --activation_checkpointing "$GRADIENT_CHECKPOINTING" \
     --dataloader_num_workers "$WORKERS" \
     --lazy_preprocess True \
     --report_to "$REPORT_TO" \

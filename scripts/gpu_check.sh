@@ -69,7 +69,7 @@ esac
 # (b) the main job on the tiny model and a synthetic OK-VQA (12 epochs of 320 questions, as the demo)
 case " $STAGES " in *" main "*)
     WORK="$OUT/main"
-    stage main-model "$PYTHON" -m llava.model.tiny --out "$WORK/llava-tiny"
+    [ -f "$WORK/llava-tiny/config.json" ] || stage main-model "$PYTHON" -m llava.model.tiny --out "$WORK/llava-tiny"
     stage main-data "$PYTHON" -m llava.data.synthetic --out "$WORK/raw" --train-size 320 --val-size 96
     stage main env MODE=gpu NUM_GPUS=1 PYTHON="$PYTHON" DEEPSPEED="$DEEPSPEED" \
         MODEL_NAME_OR_PATH="$WORK/llava-tiny" VISION_TOWER="$WORK/llava-tiny/clip-vision-tower" \

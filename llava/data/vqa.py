@@ -450,4 +450,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from llava.entry import run
+
+    sys.exit(run(main))

@@ -19,6 +19,8 @@ choices); docs/EVALUATION.md is the guide.
 
 from __future__ import annotations
 
+import sys
+
 from llava.eval.eval_vqa import build_parser as _build_vqa_parser
 from llava.eval.eval_vqa import build_records, format_report, load_answers, score_files
 from llava.eval.eval_vqa import main as _main
@@ -47,4 +49,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from llava.entry import run
+
+    sys.exit(run(main))

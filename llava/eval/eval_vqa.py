@@ -277,4 +277,6 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
 
 
 if __name__ == "__main__":
-    main()
+    from llava.entry import run
+
+    sys.exit(run(main))

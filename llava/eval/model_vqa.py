@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def read_questions(path: str) -> list[dict]:
             questions.append(question)
     if problems:
         raise ValueError("\n".join(problems))
+    if not questions:
+        raise ValueError(f"--question-file {path}: no questions in it (one JSON object per line)")
     return questions
 
 
@@ -255,4 +258,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from llava.entry import run
+
+    sys.exit(run(main))

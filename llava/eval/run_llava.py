@@ -28,6 +28,7 @@ import argparse
 import logging
 import os
 import re
+import sys
 
 from llava.eval.model_vqa import add_model_arguments, load_model_from_args
 
@@ -78,10 +79,17 @@ def load_image(image_file: str):
     from llava.images import open_image
 
     if image_file.startswith(("http://", "https://")):
+        from urllib.error import URLError
         from urllib.request import urlopen
 
-        with urlopen(image_file, timeout=60) as response:
-            return open_image(response.read(), label=image_file)
+        try:
+            with urlopen(image_file, timeout=60) as response:
+                return open_image(response.read(), label=image_file)
+        except URLError as error:  # no network (a compute node), a bad host, a 404
+            reason = getattr(error, "reason", error)
+            raise OSError(
+                f"--image-file {image_file}: cannot download it ({reason}); download the picture and pass its path"
+            ) from None
     path = os.path.expanduser(image_file)
     if not os.path.exists(path):
         raise FileNotFoundError(f"--image-file {image_file}: no such file")
@@ -159,4 +167,6 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from llava.entry import run
+
+    sys.exit(run(main))

@@ -34,8 +34,10 @@ def _check_repo_id(repo_id: str) -> None:
 
     try:
         validate_repo_id(repo_id)
-    except HFValidationError as error:
-        raise FileNotFoundError(f"{repo_id} is neither a local folder nor a Hugging Face Hub id: {error}") from error
+    except HFValidationError:
+        raise FileNotFoundError(
+            f"{repo_id}: no such folder (nor a Hugging Face Hub id such as liuhaotian/llava-v1.5-7b); check the path"
+        ) from None
 
 
 def local_folder(path_or_id: str | os.PathLike, revision: str | None = None) -> Path:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 
 # Sentences the tokenizer learns from: every template's fixed text, so prompts
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m llava.model.tiny",
         description="Write a random LLaVA checkpoint (upstream layout) for tests, the CPU demo and benchmarks.",
     )
-    parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--out", required=True, help="output folder (created; must be empty unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty")
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model shapes (default: tiny)")
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
     parser.add_argument("--projector-type", default="mlp2x_gelu", help="linear, identity or mlp<N>x_gelu")
@@ -238,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
         "--device", default="cpu", help="where the weights are initialised (cuda for the 7B preset; default: cpu)"
     )
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"--out {out}: the folder is not empty; choose another or pass --overwrite")
     start = time.perf_counter()
     out = build_tiny_llava(
         args.out, preset=args.preset, seed=args.seed, projector_type=args.projector_type, device=args.device
@@ -246,4 +251,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from llava.entry import run
+
+    sys.exit(run(main))

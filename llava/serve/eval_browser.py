@@ -482,4 +482,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from llava.entry import run
+
+    sys.exit(run(main))

@@ -224,4 +224,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from llava.entry import run
+
+    sys.exit(run(main))

@@ -371,7 +371,7 @@ def run_main(train_function, **kwargs) -> None:
     """Run an entry point's ``train()`` and turn the guards' stops into their exit statuses.
 
     ``TrainingDiverged`` -> ``EXIT_DIVERGED`` (3), ``OutputDirLocked`` -> ``EXIT_LOCKED`` (4),
-    ``CheckpointRefused`` -> 2, each
+    ``CheckpointRefused`` and a user's mistake (``llava.entry.is_user_mistake``) -> 2, each
     with its message on stderr instead of a traceback; ``Preempted`` exits with ``EXIT_PREEMPTED`` (75).
     """
     import sys
@@ -387,4 +387,13 @@ def run_main(train_function, **kwargs) -> None:
         sys.exit(EXIT_LOCKED)
     except CheckpointRefused as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except Exception as error:  # a user's mistake (bad flag, path, data): its message, no traceback
+        from llava.entry import debug_requested, is_user_mistake, one_line
+
+        if debug_requested([]) or not is_user_mistake(error):
+            raise
+        # one line; a long pre-flight report keeps its lines
+        message = one_line(error) if len(str(error).splitlines()) <= 10 else f"error: {error}"
+        print(message, file=sys.stderr)
         sys.exit(EXIT_USAGE)

@@ -451,6 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     from transformers import AutoTokenizer
 
+    from llava.model.hub import local_folder
+
+    local_folder(args.tokenizer)  # a path that is neither a folder nor a Hub id: one clear error
+
     from llava.conversation import template_for_version
 
     tokenizer = AutoTokenizer.from_pretrained(
@@ -479,4 +483,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from llava.entry import run
+
+    sys.exit(run(main))
