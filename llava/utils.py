@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``"1 problem"``, ``"3 problems"``: a count with its noun in the right number.
+
+    >>> plural(1, "question"), plural(2, "question"), plural(0, "entry", "entries")
+    ('1 question', '2 questions', '0 entries')
+    """
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
 def current_umask() -> int:
     """This process's umask (read from /proc on Linux: no change, so safe with threads)."""
     try:

@@ -91,7 +91,7 @@ BANNER
     elif [ "$DATASET" = aokvqa ] && [ ! -f "$AOKVQA_DIR/aokvqa_v1p0_val.json" ]; then
         run "$PYTHON" -m llava.data.synthetic --layout aokvqa --out "$(dirname "$AOKVQA_DIR")" \
             --train-size "$DEMO_TRAIN_SIZE" --val-size "$DEMO_VAL_SIZE"
-    elif [ "$DATASET" = custom ] && [ ! -e "$CUSTOM_INPUT" ]; then
+    elif [ "$DATASET" = custom ] && [ ! -e "$CUSTOM_INPUT" ] && [ ! -f "$DATA_DIR/summary.json" ]; then
         run "$PYTHON" -m llava.data.synthetic --layout csv --out "$(dirname "$(dirname "$CUSTOM_INPUT")")" \
             --train-size "$DEMO_TRAIN_SIZE" --val-size "$DEMO_VAL_SIZE"
     fi

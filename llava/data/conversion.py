@@ -15,6 +15,7 @@ from typing import Any
 
 from llava.constants import DEFAULT_IMAGE_TOKEN
 from llava.metrics.vqa import most_common_answer, training_target
+from llava.utils import plural
 
 DEFAULT_PROMPT_SUFFIX = "Answer the question using a single word or phrase."
 IMAGES_DIR = "images"
@@ -324,7 +325,7 @@ def format_issues(issues: Sequence[Issue], title: str, kinds: dict[str, tuple[st
     for issue in issues:
         groups.setdefault((issue.kind, issue.file), []).append(issue)
     order = list(kinds)
-    lines = [f"{title} conversion failed: {len(issues)} problem(s) in the input; no JSON output was written."]
+    lines = [f"{title} conversion failed: {plural(len(issues), 'problem')} in the input; no JSON output was written."]
     ordered = sorted(groups.items(), key=lambda item: (order.index(item[0][0]), item[0][1]))
     for (kind, file), group in ordered:
         flag_name, what = kinds[kind]
@@ -339,8 +340,8 @@ def format_issues(issues: Sequence[Issue], title: str, kinds: dict[str, tuple[st
         else:
             entries = [f"{label(issue)} ({issue.reason})" for issue in group]
             reason = ""
-        noun = "rows" if group[0].where else "question ids"
-        lines.append(f"- {len(group)} {what} in {file}{reason}: {noun} {list_ids(entries)} [skip with {flag_name}]")
+        noun = "" if group[0].where else "question ids "  # a label already says "row 7 id ..."
+        lines.append(f"- {len(group)} {what} in {file}{reason}: {noun}{list_ids(entries)} [skip with {flag_name}]")
     flags = " ".join(dict.fromkeys(kinds[kind][0] for (kind, _), _ in ordered))
     lines.append(f"Fix the input, or drop these questions with: {flags}")
     return "\n".join(lines)

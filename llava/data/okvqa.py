@@ -199,7 +199,13 @@ def _select(samples_by_split: dict[str, list[Sample]], config: ConvertConfig) ->
     for split, samples in samples_by_split.items():
         chosen = [s for s in samples if s.problem is None]
         if codes is not None:
+            before = len(chosen)
             chosen = [s for s in chosen if _category_of(s.question_type) in codes]
+            if before and not chosen:  # a filter that keeps nothing is a mistake, not an empty success
+                raise ConversionError(
+                    f"--categories {' '.join(config.categories or [])}: no {split} question is in them "
+                    f"(of {before}); check the names (python -m llava.data.okvqa --help lists them)"
+                )
         chosen.sort(key=lambda s: conversion.id_sort_key(s.question_id))
         kept[split] = chosen[: config.limit] if config.limit is not None else chosen
     return kept

@@ -376,6 +376,8 @@ def _convert(config: VqaConfig) -> ConversionSummary:
     raise_failing(issues, skipped, "VQA")
     kept = [s for s in samples if s.problem is None]
     kept.sort(key=lambda s: (s.split, id_sort_key(s.question_id)))
+    if not samples:
+        raise ConversionError(f"{', '.join(map(str, config.input or [])) or 'the input'}: no rows, nothing to convert")
     if config.input:
         train, val = _split_by_fraction(kept, config.val_fraction, config.seed)
         outputs = {"train": train, **({"val": val} if config.val_fraction else {})}

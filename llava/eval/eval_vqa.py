@@ -30,7 +30,7 @@ from llava.metrics.annotations import (
 from llava.metrics.choices import score_choices
 from llava.metrics.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from llava.metrics.vqa import score_predictions
-from llava.utils import jsonl_records, write_atomic
+from llava.utils import jsonl_records, plural, write_atomic
 
 __all__ = [
     "TASKS",
@@ -179,7 +179,7 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
     ``title`` names the data set in the first line (``"OK-VQA scores for ..."``).
     """
     annotated = scores.get("annotated", scores["count"])
-    where = f"{scores.get('answers', 'the answers')} ({scores['count']} of {annotated} questions"
+    where = f"{scores.get('answers', 'the answers')} ({scores['count']} of {plural(annotated, 'question')}"
     if scores.get("validation_data_path"):
         where += f" of the run's validation set {scores['validation_data_path']}"
     if "choice_accuracy" in scores:

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llava.utils import plural
+
 __all__ = [
     "ANNOTATIONS_FORMAT",
     "OKVQA_CATEGORIES",
@@ -134,7 +136,7 @@ class _Collector:
     def result(self) -> dict[str, Annotation]:
         if self.problems:
             raise ScoringError(
-                f"{self.path}: {len(self.problems)} problems: " + list_ids(self.problems, separator="; ")
+                f"{self.path}: {plural(len(self.problems), 'problem')}: " + list_ids(self.problems, separator="; ")
             )
         if not self.annotations:
             raise ScoringError(f"{self.path}: no annotated questions")
@@ -207,10 +209,10 @@ def _attach_questions(annotations: dict[str, Annotation], questions_path: str | 
         texts[key] = str(question.get("question", ""))
     unannotated = [key for key in texts if key not in annotations]
     if unannotated:
-        problems.append(f"{len(unannotated)} questions have no annotation: {list_ids(unannotated)}")
+        problems.append(f"{plural(len(unannotated), 'question')} without an annotation: {list_ids(unannotated)}")
     unasked = [key for key in annotations if key not in texts]
     if unasked:
-        problems.append(f"{len(unasked)} annotated questions are not in the questions file: {list_ids(unasked)}")
+        problems.append(f"{plural(len(unasked), 'annotated question')} not in the questions file: {list_ids(unasked)}")
     if problems:
         raise ScoringError(
             f"{questions_path}: " + "; ".join(problems) + " (questions and annotations of different splits?)"

@@ -136,7 +136,12 @@ def load_chat_model(
     )
     if image_processor is None:
         raise ValueError(f"{model_path} has no vision tower (config.mm_vision_tower): not a LLaVA checkpoint")
-    return ChatModel(tokenizer, model, image_processor, int(context_len), model_name)
+    # The model reads at most the shortest of: upstream's context_len, the tokenizer's and the positions'.
+    limit = int(context_len)
+    for value in (getattr(tokenizer, "model_max_length", None), getattr(model.config, "max_position_embeddings", None)):
+        if isinstance(value, int) and 0 < value < limit:
+            limit = value
+    return ChatModel(tokenizer, model, image_processor, limit, model_name)
 
 
 def infer_conv_mode(model_name: str) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llava.images import ImageReadError, open_image
-from llava.utils import jsonl_records
+from llava.utils import jsonl_records, plural
 
 EVAL_FOLDER = "eval"  # llava.train.evaluation.EVAL_FOLDER (not imported: serving stays torch-free here)
 HISTORY_FILE = "history.json"
@@ -193,7 +193,9 @@ def load_run(run_dir: str | os.PathLike, image_folder: str | os.PathLike | None 
             )
         )
     if problems:
-        raise ValueError(f"{run_dir}: {len(problems)} problem(s) in the evaluation files:\n  " + "\n  ".join(problems))
+        raise ValueError(
+            f"{run_dir}: {plural(len(problems), 'problem')} in the evaluation files:\n  " + "\n  ".join(problems)
+        )
     if image_folder is None:  # the folder the run evaluated with (eval/run.json); --image-folder overrides
         from llava.run_record import read_record
 

@@ -51,6 +51,8 @@ def launch(
     gradio = import_gradio()
     demo.queue(default_concurrency_limit=1)
     demo.delete_cache = (60, UPLOAD_MAX_AGE_S)
+    # Gradio's own banner suggests share=True (a public tunnel): print the address ourselves instead.
+    print(f"Serving on http://{host}:{port} (Ctrl+C stops it)", flush=True)
     demo.launch(
         max_file_size=max_file_size,
         server_name=host,
@@ -62,5 +64,5 @@ def launch(
         show_error=False,
         footer_links=[],
         prevent_thread_lock=not block,
-        quiet=False,
+        quiet=True,
     )

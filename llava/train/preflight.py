@@ -47,7 +47,7 @@ from llava.train.data import (
     resolve_template,
     tokenize_conversation,
 )
-from llava.utils import write_atomic
+from llava.utils import plural, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class PreflightReport:
             return f"Preflight: {self.num_entries} records in {self.data_path}, no problems."
         flagged = len(self.flagged_indices)
         lines = [
-            f"Preflight found {len(self.problems)} problems in {self.data_path}"
+            f"Preflight found {plural(len(self.problems), 'problem')} in {self.data_path}"
             + (f" ({flagged} of {self.num_entries} records flagged):" if self.entries is not None else ":")
         ]
         for kind, found in self.by_kind().items():

@@ -115,7 +115,7 @@ def test_bad_entries_are_reported_together_and_skippable(dataset, tmp_path, caps
     assert main(argv) == 1
     error = capsys.readouterr().err
     for text in (
-        "A-OKVQA conversion failed: 6 problem(s)",
+        "A-OKVQA conversion failed: 6 problems",
         "3 choices (need 4)",
         "correct_choice_idx 7 is not 0-3",
         "(9 answers)",

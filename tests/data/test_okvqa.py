@@ -377,7 +377,7 @@ def test_all_problems_are_reported_in_one_error(official, tmp_path, capsys):
     train_file = official.okvqa_dir / "OpenEnded_mscoco_train2014_questions.json"
     val_file = official.okvqa_dir / "OpenEnded_mscoco_val2014_questions.json"
     expected = [
-        "OK-VQA conversion failed: 6 problem(s) in the input; no JSON output was written.",
+        "OK-VQA conversion failed: 6 problems in the input; no JSON output was written.",
         f"- 1 questions without an annotation in {train_file} (not in mscoco_train2014_annotations.json):"
         " question ids 4560 [skip with --skip-missing-annotations]",
         f"- 1 annotations without ten usable answers in {train_file} (9 answers): question ids 7890"
@@ -527,6 +527,12 @@ def test_categories_several_and_resolution():
     assert resolve_category("10") == "ten"
     with pytest.raises(ValueError, match="unknown OK-VQA category"):
         resolve_category("11")
+
+
+def test_a_category_filter_that_keeps_nothing_is_an_error(official, tmp_path):
+    with pytest.raises(ConversionError, match="--categories nine: no train question is in them"):
+        run(official, tmp_path / "out", categories=["nine"])
+    assert not (tmp_path / "out" / "train.json").exists()
 
 
 def test_limit_keeps_the_first_questions_of_each_split(official, tmp_path):

@@ -232,6 +232,12 @@ def test_rerun_is_byte_identical(data, tmp_path):
     assert not [p for p in out.rglob("*.tmp")]
 
 
+def test_a_csv_with_only_a_header_says_it_has_no_rows(data, tmp_path):
+    source = write_csv(data / "header.csv", rows=[])
+    with pytest.raises(ConversionError, match="header.csv: no rows, nothing to convert"):
+        run(tmp_path / "out", source)
+
+
 def test_a_csv_field_longer_than_pyarrows_block_is_read(data, tmp_path):
     """pyarrow reads CSV in 1 MB blocks and fails on a longer field; the reader sizes the block."""
     rows = [(*row, "x" * (3 << 20) if index == 1 else "") for index, row in enumerate(ROWS)]
@@ -320,12 +326,12 @@ def test_every_problem_is_reported_at_once_by_row_and_id(data, tmp_path, capsys)
     assert main(["--input", str(source), "--out", str(out), "--no-progress"]) == 1
     error = capsys.readouterr().err
     for text in (
-        "VQA conversion failed: 8 problem(s)",
+        "VQA conversion failed: 8 problems",
         "questions with no text, an '<image>' tag or no image id",
         "row 8 id b3 (empty question)",
         "row 9 id b4 (<image> in the question)",
-        "rows row 10 id b5, row 11 id b6",
-        "(repeated in the all split): rows row 12 id a1",
+        ": row 10 id b5, row 11 id b6",
+        "(repeated in the all split): row 12 id a1",
         "row 6 id b1 (missing.jpg missing)",
         "row 7 id b2 (broken.jpg unreadable",
         "row 13 id b7 (no image in the row)",
@@ -372,7 +378,7 @@ def test_own_splits_and_shared_images(data, tmp_path):
     with pytest.raises(ConversionError) as raised:
         convert(VqaConfig(**config))
     assert "train questions on an image that val also uses" in str(raised.value)
-    assert "rows row 3 id a2, row 4 id a3" in str(raised.value)
+    assert ": row 3 id a2, row 4 id a3" in str(raised.value)
     summary = convert(VqaConfig(**config, skip_shared_images=True))
     assert summary.splits["train"]["questions"] == 1 and summary.splits["val"]["questions"] == 2
     assert summary.splits["val_subset"]["questions"] == 2

@@ -64,8 +64,8 @@ def test_questions_file_must_hold_exactly_the_annotated_ids(tmp_path):
         load_annotations(annotations, questions)
     message = str(error.value)
     assert "question 6 appears twice" in message
-    assert "1 questions have no annotation: 6" in message
-    assert "1 annotated questions are not in the questions file: 5" in message
+    assert "1 question without an annotation: 6" in message
+    assert "1 annotated question not in the questions file: 5" in message
 
 
 def test_every_problem_is_reported_at_once_by_id(tmp_path):

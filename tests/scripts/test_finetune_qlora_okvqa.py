@@ -206,6 +206,18 @@ def test_custom_data_dir_is_used_as_converted(tmp_path):
     assert "checkpoints/llava-v1.5-7b-custom-qlora" in result.stdout
 
 
+def test_the_demo_reuses_converted_custom_data(tmp_path):
+    data = tmp_path / "my_vqa"
+    data.mkdir()
+    for name in ("train.json", "val_subset.json"):
+        (data / name).write_text("[]")
+    (data / "summary.json").write_text(json.dumps({"image_folder": str(tmp_path / "pictures")}))
+    result = run_script(
+        {"MODE": "demo", "DRY_RUN": "1", "DATASET": "custom", "DATA_DIR": str(data), "DEMO_DIR": str(tmp_path / "d")}
+    )
+    assert "llava.data.synthetic" not in result.stdout and "llava.data.vqa" not in result.stdout
+
+
 def test_custom_without_converted_data_says_how_to_convert(tmp_path):
     result = run_script({"MODE": "gpu", "DATASET": "custom", "DATA_DIR": str(tmp_path / "none")}, check=False)
     assert result.returncode == 2

@@ -112,7 +112,7 @@ def test_every_problem_is_reported_at_once_with_file_and_line(tmp_path, run_file
     with pytest.raises(ValueError) as error:
         load_run(run_dir)
     message = str(error.value)
-    assert "3 problem(s)" in message
+    assert "3 problems" in message
     assert "epoch_1.jsonl:3: not valid JSON" in message
     assert "epoch_1.jsonl:5: record lacks ['question', 'prediction', 'answers', 'vqa_accuracy']" in message
     assert "epoch_2.jsonl, which is missing" in message

@@ -88,7 +88,7 @@ def test_upload_ask_and_an_answer_streams_in_then_an_over_long_prompt_gets_a_mes
         page.locator("#chat-send").click()
         page.wait_for_selector("#chat-status:has-text('The prompt is too long')", timeout=60_000)
         status = page.locator("#chat-status").inner_text()
-        assert "at most 2048" in status and "Traceback" not in page.content()
+        assert "at most 512" in status and "Traceback" not in page.content()  # the tiny tokenizer's limit
         assert history.locator(".bot").count() == 1, "the refused question joins no history"
         page.screenshot(path=str(shots / "chat_too_long.png"))
 
