@@ -144,6 +144,26 @@ def load_chat_model(
     return ChatModel(tokenizer, model, image_processor, limit, model_name)
 
 
+def chat_model_from_args(args) -> tuple[ChatModel, str]:
+    """The model and its template from ``add_model_arguments``' flags and ``--conv-mode`` (CLI and page).
+
+    The template: ``--conv-mode``, else the one the run recorded, else upstream's name rule.
+    """
+    from llava.run_record import choose_conv_mode
+
+    chat_model = load_chat_model(
+        args.model_path,
+        args.model_base,
+        args.load_8bit,
+        args.load_4bit,
+        args.device,
+        args.allow_base_mismatch,
+        args.use_kernels,
+    )
+    conv_mode = resolve_conv_mode(chat_model.model_name, choose_conv_mode(args.model_path, args.conv_mode, None))
+    return chat_model, conv_mode
+
+
 def infer_conv_mode(model_name: str) -> str:
     """Upstream's template choice from the model's name (``llava-v1.5-7b`` -> ``llava_v1``)."""
     return conv_mode_for_model(model_name, mix_is_mistral=True)

@@ -21,7 +21,6 @@ from typing import TextIO
 
 from llava.eval.generation import GenerationSettings
 from llava.eval.model_vqa import add_model_arguments
-from llava.run_record import choose_conv_mode
 
 
 def load_image(image_file: str):
@@ -86,13 +85,7 @@ def chat_loop(session, settings: GenerationSettings, stdin: TextIO, stdout: Text
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from llava.serve.chat import (
-        ChatInputError,
-        ChatSession,
-        load_chat_model,
-        open_image,
-        resolve_conv_mode,
-    )
+    from llava.serve.chat import ChatInputError, ChatSession, chat_model_from_args, open_image
 
     # Deviation from upstream: an unreadable picture exits 2 with a message (upstream: a stack
     # trace), and http(s) URLs are not fetched (no network at run time; download the picture).
@@ -101,18 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except ChatInputError as error:
         print(f"--image-file: {error}", file=sys.stderr)
         return 2
-    chat_model = load_chat_model(
-        args.model_path,
-        args.model_base,
-        args.load_8bit,
-        args.load_4bit,
-        args.device,
-        args.allow_base_mismatch,
-        args.use_kernels,
-    )
+    chat_model, conv_mode = chat_model_from_args(args)
     session = ChatSession(
         chat_model,
-        resolve_conv_mode(chat_model.model_name, choose_conv_mode(args.model_path, args.conv_mode, None)),
+        conv_mode,
         image,
     )
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from llava.eval.generation import GenerationSettings
 from llava.eval.model_vqa import add_model_arguments
-from llava.run_record import choose_conv_mode
 from llava.serve.chat import DEFAULT_MAX_MEGAPIXELS
 from llava.serve.web import DEFAULT_MAX_FILE_SIZE
 
@@ -195,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from llava.serve.chat import load_chat_model, resolve_conv_mode
+    from llava.serve.chat import chat_model_from_args
     from llava.serve.eval_browser import CSS, EVAL_FOLDER, HISTORY_FILE, load_run
     from llava.serve.web import import_gradio, launch
 
@@ -203,16 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     run = None
     if (Path(args.model_path) / EVAL_FOLDER / HISTORY_FILE).is_file():
         run = load_run(args.model_path, args.image_folder)
-    chat_model = load_chat_model(
-        args.model_path,
-        args.model_base,
-        args.load_8bit,
-        args.load_4bit,
-        args.device,
-        args.allow_base_mismatch,
-        args.use_kernels,
-    )
-    conv_mode = resolve_conv_mode(chat_model.model_name, choose_conv_mode(args.model_path, args.conv_mode, None))
+    chat_model, conv_mode = chat_model_from_args(args)
     launch(
         build_app(chat_model, conv_mode, run, args.max_megapixels),
         args.host,
