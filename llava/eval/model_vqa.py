@@ -211,8 +211,10 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
     parser.add_argument("--num-chunks", type=int, default=1, help="split the questions into this many shards")
     parser.add_argument("--chunk-idx", type=int, default=0, help="which shard this process answers")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy decoding")
-    parser.add_argument("--top_p", type=float, default=None)
-    parser.add_argument("--num_beams", type=int, default=1)
+    parser.add_argument(
+        "--top_p", "--top-p", dest="top_p", type=float, default=None, help="nucleus sampling (with --temperature > 0)"
+    )
+    parser.add_argument("--num_beams", "--num-beams", dest="num_beams", type=int, default=1, help="beam search width")
     parser.add_argument(
         "--max-new-tokens",
         "--max_new_tokens",

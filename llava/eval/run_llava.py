@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sep", type=str, default=",", help="separator between several --image-file entries")
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy decoding")
-    parser.add_argument("--top_p", type=float, default=None)
-    parser.add_argument("--num_beams", type=int, default=1)
+    parser.add_argument(
+        "--top_p", "--top-p", dest="top_p", type=float, default=None, help="nucleus sampling (with --temperature > 0)"
+    )
+    parser.add_argument("--num_beams", "--num-beams", dest="num_beams", type=int, default=1, help="beam search width")
     parser.add_argument("--max_new_tokens", "--max-new-tokens", dest="max_new_tokens", type=int, default=512)
     return parser
 

@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--temperature", type=float, default=0.2, help="0 for greedy answers")
     # Deviation from upstream: --top-p added (upstream's cli samples with temperature alone).
-    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (with temperature > 0)")
+    parser.add_argument(
+        "--top-p", "--top_p", dest="top_p", type=float, default=None, help="nucleus sampling (with temperature > 0)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--debug", action="store_true", help="print each prompt and reply after the reply")
     return parser
