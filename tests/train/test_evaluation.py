@@ -540,6 +540,7 @@ def test_two_epochs_log_metrics_write_files_and_agree_with_the_offline_scorer(
         "epoch_2.jsonl",
         HISTORY_FILE,
         CURVES_FILE,
+        "run.json",  # what the run trained and evaluated on (llava/run_record.py)
     }
     history = read_history(folder)
     assert [(h["epoch"], h["eval_loss"], h["vqa_accuracy"]) for h in history] == [

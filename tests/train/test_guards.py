@@ -232,7 +232,8 @@ def test_a_diverged_run_stops_with_status_3_naming_step_loss_and_samples(tiny_ll
     assert f"the last complete checkpoint is {output / 'checkpoint-2'}" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (output / "adapter_model.safetensors").exists()  # no final output
-    assert sorted(p.name for p in output.iterdir()) == ["checkpoint-2"]  # lock released, nothing half-saved
+    assert sorted(p.name for p in output.iterdir()) == ["checkpoint-2", "eval"]  # lock released, nothing half-saved
+    assert [p.name for p in (output / "eval").iterdir()] == ["run.json"]  # written at set-up
     saved = load_file(str(output / "checkpoint-2" / "adapter_model.safetensors"))
     assert all(torch.isfinite(tensor).all() for tensor in saved.values())
 
