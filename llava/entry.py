@@ -14,6 +14,7 @@ A user's mistake is:
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import traceback
@@ -23,6 +24,21 @@ from pathlib import Path
 EXIT_USAGE = 2
 DEBUG_FLAG = "--debug"
 _PROJECT = tuple(str(Path(__file__).resolve().parents[1] / part) for part in ("llava", "scripts"))
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every flag's default (unless its text already names it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "default" in text.lower() or no_default or not action.option_strings:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class ExamplesHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """:class:`HelpFormatter` that keeps the description's and epilog's own line breaks (examples)."""
 
 
 def debug_requested(argv: Sequence[str]) -> bool:

@@ -463,7 +463,10 @@ def export(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.export_hf",
         description="Export a LLaVA-1.5 checkpoint (full, or a LoRA run with its base) as a transformers "
         "LlavaForConditionalGeneration folder with its LlavaProcessor, for transformers / vLLM / SGLang.",

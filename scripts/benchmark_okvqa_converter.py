@@ -149,7 +149,9 @@ def timed(config: ConvertConfig) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from llava.entry import ExamplesHelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("--image-size", type=int, nargs=2, default=(64, 48), metavar=("W", "H"))
     parser.add_argument("--repeats", type=int, default=3, help="runs of the no-check conversion")
     parser.add_argument("--workers", type=int, default=None, help="image check threads (default: converter's)")

@@ -73,7 +73,9 @@ def build(folder: Path, rows: int, fmt: str) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from llava.entry import ExamplesHelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
     parser.add_argument("--repeats", type=int, default=3)

@@ -135,7 +135,9 @@ def build_patch(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from llava.entry import HelpFormatter
+
+    parser = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check that patches/ is up to date")
     args = parser.parse_args(argv)
     stale = []

@@ -100,7 +100,10 @@ def merge_lora(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python scripts/merge_lora_weights.py",
         description="Merge a LLaVA LoRA run (adapter + non_lora_trainables.bin) into its base model and save "
         "a full checkpoint that load_pretrained_model reads without --model-base.",

@@ -443,16 +443,17 @@ def build_parser(
     ``negations``: extra ``--no-...`` flags -> the field they set to False
     (flag names the fronts keep from their earlier command line).
     """
-    import argparse
 
     from transformers import HfArgumentParser
+
+    from llava.entry import ExamplesHelpFormatter
 
     parser = HfArgumentParser(
         config_class,
         prog=prog,
         description=description,
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=ExamplesHelpFormatter,
     )
     for flag_name, dest in (negations or {}).items():
         parser.add_argument(flag_name, dest=dest, action="store_false", help=f"sets {dest} to False")

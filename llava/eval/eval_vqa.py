@@ -206,7 +206,10 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
 
 
 def build_parser(prog: str = "python -m llava.eval.eval_vqa", with_task: bool = True) -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog=prog,
         description="Score model_vqa answers: VQA accuracy (direct answers) or choice accuracy (multiple choice).",
     )

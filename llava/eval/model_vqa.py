@@ -227,7 +227,10 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.eval.model_vqa",
         description="Answer a JSONL question file with a LLaVA checkpoint (batched, resumable).",
     )

@@ -35,7 +35,10 @@ UPSTREAM_MAX_NEW_TOKENS = 128
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.eval.model_vqa_loader",
         description="Answer a JSONL question file with a LLaVA checkpoint (upstream's model_vqa_loader flags).",
     )

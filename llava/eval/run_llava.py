@@ -36,7 +36,10 @@ logger = logging.getLogger("llava")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.eval.run_llava",
         description="Answer one query about one or more images with a LLaVA model.",
     )

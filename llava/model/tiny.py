@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import time
 
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.model.tiny",
         description="Write a random LLaVA checkpoint (upstream layout) for tests, the CPU demo and benchmarks.",
     )

@@ -31,8 +31,12 @@ def load_image(image_file: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
-        prog="python -m llava.serve.cli", description="Chat with a LLaVA checkpoint about one picture."
+        formatter_class=HelpFormatter,
+        prog="python -m llava.serve.cli",
+        description="Chat with a LLaVA checkpoint about one picture.",
     )
     add_model_arguments(parser)
     parser.add_argument("--image-file", type=str, required=True, help="the picture to talk about")

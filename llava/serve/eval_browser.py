@@ -454,7 +454,10 @@ def build_app(run: RunEvaluations):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.serve.eval_browser",
         description="Browse a run's evaluations (curves, predictions with pictures).",
     )

@@ -154,7 +154,10 @@ def build_app(chat_model, conv_mode: str, run=None, max_megapixels: float | None
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.serve.gradio_web_server",
         description="Chat with a LLaVA checkpoint in a web page (one process).",
     )

@@ -419,7 +419,10 @@ def run_preflight(
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from llava.entry import HelpFormatter
+
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m llava.train.preflight",
         description="Check a LLaVA training data file (records, images, lengths) before training.",
     )
