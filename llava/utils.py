@@ -125,7 +125,7 @@ def load_json_file(path: str | os.PathLike) -> Any:
     except UnicodeDecodeError as error:
         raise JsonFileError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except json.JSONDecodeError as error:
-        raise JsonFileError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise JsonFileError(f"{path}: not valid JSON ({error.msg}; line {error.lineno})") from None
     except RecursionError:
         raise JsonFileError(f"{path}: not valid JSON (nested too deeply)") from None
 

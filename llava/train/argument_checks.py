@@ -59,7 +59,7 @@ def deepspeed_config(value: Any) -> tuple[dict | None, str | None]:
         config = json.loads(text)
     except json.JSONDecodeError as error:
         return None, (
-            f"--deepspeed: {where} is not valid JSON ({error.msg} at line {error.lineno}, "
+            f"--deepspeed: {where} is not valid JSON ({error.msg}; line {error.lineno}, "
             f"column {error.colno}); fix the file or use scripts/zero2.json"
         )
     if not isinstance(config, dict):

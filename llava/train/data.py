@@ -299,7 +299,7 @@ def preprocess(
 def json_error_message(data_path: str | os.PathLike, error: json.JSONDecodeError) -> str:
     return (
         f"data file {data_path} is not well-formed JSON: {error.msg} "
-        f"at line {error.lineno}, column {error.colno} (character {error.pos})"
+        f"(line {error.lineno}, column {error.colno}, character {error.pos})"
     )
 
 

@@ -408,7 +408,7 @@ def test_dataset_errors_name_file_entry_id_and_image(tiny_tokenizer, make_data_a
 def test_bad_json_file_says_where(tiny_tokenizer, make_data_args, tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('[\n  {"id": "1",\n   "conversations": [}\n]\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match=r"broken.json is not well-formed JSON: .* at line 3, column 22"):
+    with pytest.raises(DatasetError, match=r"broken.json is not well-formed JSON: .* \(line 3, column 22"):
         LazySupervisedDataset(str(path), tiny_tokenizer, make_data_args(), "v1")
     path.write_text('{"id": "1"}', encoding="utf-8")
     with pytest.raises(DatasetError, match="must hold a JSON list of records; found a dict"):
