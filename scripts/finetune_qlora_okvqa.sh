@@ -82,6 +82,8 @@ BANNER
     GRADIENT_CHECKPOINTING=False; TF32=False; WORKERS=0
     # Two CPU processes on two cores: one thread each (see PLATFORM_NOTES).
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+    # Without CUDA, say so to DeepSpeed (it warns in every process when it has to guess).
+    if [ "$CUDA_GPUS" = 0 ]; then export DS_ACCELERATOR="${DS_ACCELERATOR:-cpu}"; fi
     if [ ! -f "$MODEL_NAME_OR_PATH/config.json" ]; then
         run "$PYTHON" -m llava.model.tiny --out "$MODEL_NAME_OR_PATH"
     fi

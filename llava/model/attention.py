@@ -41,6 +41,8 @@ def resolve_attn_implementation(requested: str | None) -> str:
     if requested == FLASH:
         available, reason = flash_attention_available()
         if not available:
-            logger.warning("FlashAttention-2 unavailable (%s): using PyTorch SDPA attention instead.", reason)
+            # Without a GPU there is nothing to fix (train_mem.py asks for it, as upstream): a note, not a warning.
+            log = logger.info if reason == "no CUDA device" else logger.warning
+            log("FlashAttention-2 unavailable (%s): using PyTorch SDPA attention instead.", reason)
             return DEFAULT
     return requested

@@ -376,6 +376,9 @@ def run_main(train_function, **kwargs) -> None:
     """
     import sys
 
+    from llava.entry import quiet_known_library_notes
+
+    quiet_known_library_notes()
     try:
         train_function(**kwargs)
     except TrainingDiverged as error:

@@ -34,10 +34,19 @@ def test_identity_and_unknown_projectors():
 
 def test_flash_attention_falls_back_to_sdpa_with_one_line(caplog, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="llava"):
+    with caplog.at_level(logging.INFO, logger="llava"):
         assert resolve_attn_implementation("flash_attention_2") == "sdpa"
     lines = [r for r in caplog.records if "FlashAttention-2 unavailable" in r.getMessage()]
     assert len(lines) == 1 and "no CUDA device" in lines[0].getMessage()
+    assert lines[0].levelno == logging.INFO  # nothing to fix without a GPU: a note
+    caplog.clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "flash_attn" else object())
+    with caplog.at_level(logging.INFO, logger="llava"):
+        assert resolve_attn_implementation("flash_attention_2") == "sdpa"
+    lines = [r for r in caplog.records if "FlashAttention-2 unavailable" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING and "not installed" in lines[0].getMessage()
 
 
 def test_default_and_explicit_implementations_pass_through():
