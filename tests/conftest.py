@@ -20,6 +20,25 @@ PROJECT_CODE = tuple(str(Path(__file__).resolve().parents[1] / part) for part in
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _remove_deepspeed_shared_memory():
+    """DeepSpeed's CPU all-reduce leaves a buffer in /dev/shm per process (about 70 MB each) and
+    never removes it; the suite's dozens of runs would fill the machine's memory. Remove the ones
+    this session created once it ends."""
+    import glob
+    import os
+    import time
+
+    started = time.time()
+    yield
+    for path in glob.glob("/dev/shm/deepspeed_*"):
+        try:
+            if os.stat(path).st_mtime >= started:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _every_project_load_says_use_kernels():
     """Fail any test in which the project's code loads a model leaving transformers' Hub-kernel default.
 
