@@ -1,7 +1,7 @@
 """Resume loads nothing it cannot vouch for: a checkpoint is checked before the Trainer or DeepSpeed reads it.
 
-A run folder written by someone else is data, not code. ``torch.load(weights_only=False)``
-(what DeepSpeed uses for its own files) runs whatever a pickle names, so before resuming:
+A run folder written by someone else is data, not code. DeepSpeed unpickles its own files
+without torch's weights-only guard, which runs whatever a pickle names, so before resuming:
 
 - every pickle in the checkpoint (found by content: torch's zip format or a raw pickle,
   whatever its name) has the globals it names listed without executing anything
