@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+from llava.flags import Parser
 from llava.model.mm_config import mm_setting
 from llava.utils import atomic_output_dir
 
@@ -465,7 +466,7 @@ def export(
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.export_hf",
         description="Export a LLaVA-1.5 checkpoint (full, or a LoRA run with its base) as a transformers "

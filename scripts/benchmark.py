@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 def parse(argv=None) -> argparse.Namespace:
     from llava.entry import HelpFormatter
+    from llava.flags import Parser
 
-    parser = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
+    parser = Parser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny", help="model preset of llava.model.tiny (default: tiny)")
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps to time (default: 20)")
     parser.add_argument("--warmup-steps", type=int, default=3, help="first steps left out of the median")

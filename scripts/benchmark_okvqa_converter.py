@@ -19,7 +19,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -150,8 +149,9 @@ def timed(config: ConvertConfig) -> float:
 
 def main() -> None:
     from llava.entry import ExamplesHelpFormatter
+    from llava.flags import Parser
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ExamplesHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("--image-size", type=int, nargs=2, default=(64, 48), metavar=("W", "H"))
     parser.add_argument("--repeats", type=int, default=3, help="runs of the no-check conversion")
     parser.add_argument("--workers", type=int, default=None, help="image check threads (default: converter's)")

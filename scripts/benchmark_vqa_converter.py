@@ -16,7 +16,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -74,8 +73,9 @@ def build(folder: Path, rows: int, fmt: str) -> Path:
 
 def main() -> None:
     from llava.entry import ExamplesHelpFormatter
+    from llava.flags import Parser
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ExamplesHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
     parser.add_argument("--repeats", type=int, default=3)

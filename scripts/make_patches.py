@@ -17,7 +17,6 @@ disjoint: each one reverses on the full tree by itself (``git apply -R``).
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
@@ -136,8 +135,9 @@ def build_patch(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from llava.entry import HelpFormatter
+    from llava.flags import Parser
 
-    parser = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
+    parser = Parser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check that patches/ is up to date")
     args = parser.parse_args(argv)
     stale = []

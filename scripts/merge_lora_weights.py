@@ -101,8 +101,9 @@ def merge_lora(
 
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
+    from llava.flags import Parser
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python scripts/merge_lora_weights.py",
         description="Merge a LLaVA LoRA run (adapter + non_lora_trainables.bin) into its base model and save "

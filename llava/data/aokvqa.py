@@ -67,9 +67,11 @@ class AokvqaConfig:
     skip_bad_questions: bool = conversion.option(False, "drop questions with no text, an <image> tag or no image id")
     skip_duplicates: bool = conversion.option(False, "drop repeated question ids (the first copy stays)")
     skip_bad_images: bool = conversion.option(False, "drop questions whose image is missing or unreadable")
-    check_images: bool = conversion.option(True, "decode every image (--no-image-check: presence only)")
+    check_images: bool = conversion.option(
+        True, "decode every image (off: only checks that the files exist)", flag="image_check"
+    )
     workers: int | None = conversion.option(None, "threads for the image check")
-    progress: bool | None = conversion.option(None, "progress bar: true, false, or (default) on a terminal only")
+    progress: bool | None = conversion.option(None, "progress bar (default: on a terminal only)")
 
 
 def _choices_problem(entry: dict) -> str:
@@ -219,7 +221,6 @@ def build_parser():
         "files and the scorer's annotations. Every input problem is reported at once and fails "
         "the run unless a --skip-* flag drops those questions. Never uses the network.",
         _EXAMPLES,
-        negations={"--no-image-check": "check_images", "--no-progress": "progress"},
     )
 
 

@@ -431,39 +431,20 @@ def raise_option_problems(problems: Sequence[str], title: str = "") -> None:
 # --------------------------------------------------------------------------
 
 
-def build_parser(
-    config_class: type,
-    prog: str,
-    description: str,
-    epilog: str,
-    negations: dict[str, str] | None = None,
-):
-    """The command line of a config dataclass (transformers' HfArgumentParser: one flag per field).
+def build_parser(config_class: type, prog: str, description: str, epilog: str):
+    """The command line of a config dataclass (:func:`llava.flags.dataclass_parser`: one flag per field)."""
+    from llava.flags import dataclass_parser
 
-    ``negations``: extra ``--no-...`` flags -> the field they set to False
-    (flag names the fronts keep from their earlier command line).
-    """
-
-    from transformers import HfArgumentParser
-
-    from llava.entry import ExamplesHelpFormatter
-
-    parser = HfArgumentParser(
-        config_class,
-        prog=prog,
-        description=description,
-        epilog=epilog,
-        formatter_class=ExamplesHelpFormatter,
-    )
-    for flag_name, dest in (negations or {}).items():
-        parser.add_argument(flag_name, dest=dest, action="store_false", help=f"sets {dest} to False")
+    parser = dataclass_parser(config_class, prog=prog, description=description, epilog=epilog)
+    parser.config_class = config_class
     return parser
 
 
 def parse_config(parser: Any, argv: Sequence[str] | None):
-    """The config dataclass of ``parser`` from ``argv`` (default: sys.argv)."""
-    (config,) = parser.parse_args_into_dataclasses(args=list(argv) if argv is not None else None)
-    return config
+    """The config dataclass of ``parser`` (a :func:`build_parser`) from ``argv`` (default: sys.argv)."""
+    from llava.flags import parse_dataclass
+
+    return parse_dataclass(parser, parser.config_class, argv)
 
 
 def run_converter(

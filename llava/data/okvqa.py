@@ -108,10 +108,10 @@ class ConvertConfig:
     )
     skip_bad_images: bool = conversion.option(False, "drop questions whose image is missing or unreadable")
     check_images: bool = conversion.option(
-        True, "decode every image (--no-image-check: faster; missing images are still found)"
+        True, "decode every image (off: faster; missing images are still found)", flag="image_check"
     )
     workers: int | None = conversion.option(None, "threads for the image check (default: 4 per CPU, at most 32)")
-    progress: bool | None = conversion.option(None, "progress bar: true, false, or (default) on a terminal only")
+    progress: bool | None = conversion.option(None, "progress bar (default: on a terminal only)")
 
 
 def resolve_category(value: str) -> str:
@@ -317,7 +317,6 @@ def build_parser():
         "normalised answer; all ten answers are kept. Every input problem is reported at once "
         "and fails the run unless a --skip-* flag drops those questions. Never uses the network.",
         _EXAMPLES,
-        negations={"--no-image-check": "check_images", "--no-progress": "progress"},
     )
 
 

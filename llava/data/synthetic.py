@@ -247,11 +247,10 @@ def write_csv_layout(out_dir, images: int = 208, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    import argparse
-
     from llava.entry import HelpFormatter
+    from llava.flags import Parser
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.data.synthetic",
         description="Write synthetic VQA data (OK-VQA or A-OKVQA official layout, or a CSV of image "

@@ -122,9 +122,9 @@ class VqaConfig:
     skip_duplicates: bool = option(False, "drop repeated question ids (the first copy stays)")
     skip_bad_images: bool = option(False, "drop rows whose image is missing or unreadable")
     skip_shared_images: bool = option(False, "with --splits: drop train rows whose image val also uses")
-    image_check: bool = option(True, "decode every image; --no-image-check only checks that files exist")
+    image_check: bool = option(True, "decode every image (off: only checks that the files exist)")
     workers: int | None = option(None, "threads for the image check (default: 4 per CPU, max 32)")
-    progress: bool = option(True, "progress bars on a terminal (--no-progress: none)")
+    progress: bool = option(True, "progress bars (shown on a terminal only)")
 
 
 def find_columns(table: Table, config: VqaConfig) -> tuple[dict[str, str | None], list[str]]:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from llava.flags import Parser
 from llava.metrics.annotations import (
     OKVQA_CATEGORIES,
     Annotation,
@@ -208,7 +209,7 @@ def format_report(scores: Mapping, title: str = "VQA") -> str:
 def build_parser(prog: str = "python -m llava.eval.eval_vqa", with_task: bool = True) -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog=prog,
         description="Score model_vqa answers: VQA accuracy (direct answers) or choice accuracy (multiple choice).",

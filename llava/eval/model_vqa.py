@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from llava.flags import Parser
 from llava.utils import jsonl_records
 
 
@@ -229,7 +230,7 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.eval.model_vqa",
         description="Answer a JSONL question file with a LLaVA checkpoint (batched, resumable).",

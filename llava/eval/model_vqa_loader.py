@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from llava.eval import model_vqa
+from llava.flags import Parser
 
 DEFAULT_BATCH_SIZE = 8
 UPSTREAM_MAX_NEW_TOKENS = 128
@@ -37,7 +38,7 @@ UPSTREAM_MAX_NEW_TOKENS = 128
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.eval.model_vqa_loader",
         description="Answer a JSONL question file with a LLaVA checkpoint (upstream's model_vqa_loader flags).",

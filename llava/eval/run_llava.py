@@ -31,6 +31,7 @@ import re
 import sys
 
 from llava.eval.model_vqa import add_model_arguments, load_model_from_args
+from llava.flags import Parser
 
 logger = logging.getLogger("llava")
 
@@ -38,7 +39,7 @@ logger = logging.getLogger("llava")
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.eval.run_llava",
         description="Answer one query about one or more images with a LLaVA model.",

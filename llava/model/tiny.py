@@ -224,12 +224,12 @@ def build_tiny_llava(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
     import time
 
     from llava.entry import HelpFormatter
+    from llava.flags import Parser
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.model.tiny",
         description="Write a random LLaVA checkpoint (upstream layout) for tests, the CPU demo and benchmarks.",

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from llava.eval.generation import GenerationSettings
 from llava.eval.model_vqa import add_model_arguments
+from llava.flags import Parser
 
 
 def load_image(image_file: str):
@@ -33,7 +34,7 @@ def load_image(image_file: str):
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.serve.cli",
         description="Chat with a LLaVA checkpoint about one picture.",

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llava.flags import Parser
 from llava.images import ImageReadError, open_image
 from llava.utils import jsonl_records, plural
 
@@ -456,7 +457,7 @@ def build_app(run: RunEvaluations):
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.serve.eval_browser",
         description="Browse a run's evaluations (curves, predictions with pictures).",

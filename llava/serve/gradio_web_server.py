@@ -27,6 +27,7 @@ from pathlib import Path
 
 from llava.eval.generation import GenerationSettings
 from llava.eval.model_vqa import add_model_arguments
+from llava.flags import Parser
 from llava.serve.chat import DEFAULT_MAX_MEGAPIXELS
 from llava.serve.web import DEFAULT_MAX_FILE_SIZE
 
@@ -156,7 +157,7 @@ def build_app(chat_model, conv_mode: str, run=None, max_megapixels: float | None
 def build_parser() -> argparse.ArgumentParser:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.serve.gradio_web_server",
         description="Chat with a LLaVA checkpoint in a web page (one process).",

@@ -36,6 +36,7 @@ from typing import Any
 from llava.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from llava.conversation import Conversation
 from llava.eval.generation import image_turn
+from llava.flags import Parser
 from llava.train.data import (
     HUMAN,
     STRUCTURAL_PROBLEMS,
@@ -421,7 +422,7 @@ def run_preflight(
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     from llava.entry import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         formatter_class=HelpFormatter,
         prog="python -m llava.train.preflight",
         description="Check a LLaVA training data file (records, images, lengths) before training.",
