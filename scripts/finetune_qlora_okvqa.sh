@@ -33,6 +33,7 @@
 #   EPOCHS [3]  NUM_GPUS [all visible]  BATCH_SIZE [16 per GPU]  GRAD_ACCUM [1]  LR [2e-4]
 #   PROJECTOR_LR [2e-5]  LORA_R [128]  LORA_ALPHA [256]  MODEL_MAX_LENGTH [2048]
 #   VAL_SUBSET [500 questions scored between epochs]  EVAL_BATCH_SIZE [16]  ANSWER_BATCH_SIZE [32]
+#   GRADIENT_CHECKPOINTING [auto: on only when the activations would not fit; True, False]
 #   DEEPSPEED_CONFIG [scripts/zero2.json]  REPORT_TO [wandb when installed, offline without an API key; else none]
 #   PYTHON [.venv/bin/python if present]   DRY_RUN [1: print the commands instead of running them]
 set -euo pipefail
@@ -79,7 +80,7 @@ BANNER
     LR="${LR:-1e-2}"; PROJECTOR_LR="${PROJECTOR_LR:-1e-2}"; LORA_R="${LORA_R:-16}"; LORA_ALPHA="${LORA_ALPHA:-32}"
     MODEL_MAX_LENGTH="${MODEL_MAX_LENGTH:-512}"; VAL_SUBSET="${VAL_SUBSET:-48}"
     DEMO_TRAIN_SIZE="${DEMO_TRAIN_SIZE:-320}"; DEMO_VAL_SIZE="${DEMO_VAL_SIZE:-96}"
-    GRADIENT_CHECKPOINTING=False; TF32=False; WORKERS=0
+    GRADIENT_CHECKPOINTING="${GRADIENT_CHECKPOINTING:-auto}"; TF32=False; WORKERS=0
     # Two CPU processes on two cores: one thread each (see PLATFORM_NOTES).
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
     # Without CUDA, say so to DeepSpeed (it warns in every process when it has to guess).
@@ -109,7 +110,7 @@ else
     EPOCHS="${EPOCHS:-3}"; NUM_GPUS="${NUM_GPUS:-$CUDA_GPUS}"; BATCH_SIZE="${BATCH_SIZE:-16}"
     LR="${LR:-2e-4}"; PROJECTOR_LR="${PROJECTOR_LR:-2e-5}"; LORA_R="${LORA_R:-128}"; LORA_ALPHA="${LORA_ALPHA:-256}"
     MODEL_MAX_LENGTH="${MODEL_MAX_LENGTH:-2048}"; VAL_SUBSET="${VAL_SUBSET:-500}"
-    GRADIENT_CHECKPOINTING=True; TF32=True; WORKERS=4
+    GRADIENT_CHECKPOINTING="${GRADIENT_CHECKPOINTING:-auto}"; TF32=True; WORKERS=4
 fi
 GRAD_ACCUM="${GRAD_ACCUM:-1}"; EVAL_BATCH_SIZE="${EVAL_BATCH_SIZE:-16}"; ANSWER_BATCH_SIZE="${ANSWER_BATCH_SIZE:-32}"
 DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-scripts/zero2.json}"  # 4-bit weights need ZeRO-2

@@ -43,6 +43,7 @@ from llava.train.legacy_flags import (
     apply_legacy_flags,
     fit_to_machine,
 )
+from llava.train.memory_plan import AUTO
 
 __all__ = [
     "LEGACY_FLAGS",
@@ -263,6 +264,9 @@ class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TR
         default=False,
         metadata={"help": "Batch image and text-only samples separately, each grouped by length."},
     )
+    # Set by `--gradient_checkpointing auto` (or `--activation_checkpointing auto`): the choice is
+    # made once the model is loaded (llava/train/memory_plan.py); not a flag of its own.
+    activation_checkpointing_auto: bool = field(default=False, init=False)
     trust_checkpoint_pickles: bool = field(
         default=False,
         metadata={
@@ -362,6 +366,29 @@ def given_flags(argv: Sequence[str]) -> frozenset[str]:
     )
 
 
+_CHECKPOINTING_FLAGS = ("gradient_checkpointing", "activation_checkpointing")
+
+
+def take_auto_checkpointing(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` with ``--gradient_checkpointing auto`` (or ``--activation_checkpointing auto``, ``=auto``)
+    replaced by ``--activation_checkpointing=False`` (decided once the model is loaded), and whether
+    it was there."""
+    out, auto, position = [], False, 0
+    while position < len(argv):
+        token = argv[position]
+        flag, equals, value = token.partition("=")
+        name = flag[2:].replace("-", "_") if flag.startswith("--") else ""
+        following = argv[position + 1] if position + 1 < len(argv) else ""
+        if name in _CHECKPOINTING_FLAGS and (value if equals else following).lower() == AUTO:
+            out.append("--activation_checkpointing=False")
+            auto = True
+            position += 1 if equals else 2
+            continue
+        out.append(token)
+        position += 1
+    return out, auto
+
+
 def argument_parser() -> transformers.HfArgumentParser:
     """The parser of the three dataclasses; a bare ``--flag`` of a ``bool | None`` field means True."""
     parser = transformers.HfArgumentParser(
@@ -383,8 +410,11 @@ def parse_args(
     Raises ``ArgumentError`` listing every problem (unknown flags, bad values, bad
     combinations) before any model, tokenizer or data is loaded.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    original = list(sys.argv[1:] if argv is None else argv)
+    argv, checkpointing_auto = take_auto_checkpointing(original)
     problems: list[str] = []
+    if checkpointing_auto and len(given_flags(original) & set(_CHECKPOINTING_FLAGS)) > 1:
+        problems.append("--gradient_checkpointing and --activation_checkpointing are both given: pass only one")
     parser = argument_parser()
     try:
         namespace, unknown = parser.parse_known_args(argv)
@@ -411,6 +441,7 @@ def parse_args(
         training_args = TrainingArguments(**training_values)
     except ValueError as error:
         raise ArgumentError([f"transformers rejected the training arguments: {error}"]) from error
+    training_args.activation_checkpointing_auto = checkpointing_auto
     _connect_deepspeed_on_cpu(training_args)
     return model_args, data_args, training_args
 

@@ -211,9 +211,39 @@ def cast_for_kbit(model, training_args) -> None:
                 module.to(torch.bfloat16)
 
 
-def build_model(model_args, data_args, training_args, tokenizer, attn_implementation: str | None = None):
-    """The model ready for the Trainer (PEFT-wrapped when ``--lora_enable``)."""
+def decide_checkpointing(model, training_args, longest_sample: int) -> None:
+    """``--gradient_checkpointing auto``: decide now that the weights are in memory, log it in one line."""
+    from llava.train.memory_plan import plan_checkpointing
+
+    plan = plan_checkpointing(
+        model,
+        batch_size=training_args.per_device_train_batch_size,
+        tokens=max(longest_sample, 1),
+        bytes_per_value=compute_dtype(training_args).itemsize,
+        device=training_args.device,
+        lora_r=training_args.lora_r if training_args.lora_enable else 0,
+        lora_dropout=training_args.lora_dropout if training_args.lora_enable else 0.0,
+    )
+    logger.info("%s", plan.line())
+    training_args.activation_checkpointing = training_args.gradient_checkpointing = plan.checkpointing
+
+
+def build_model(
+    model_args,
+    data_args,
+    training_args,
+    tokenizer,
+    attn_implementation: str | None = None,
+    longest_sample: int | None = None,
+):
+    """The model ready for the Trainer (PEFT-wrapped when ``--lora_enable``).
+
+    ``longest_sample``: tokens of the longest training sample, for ``--gradient_checkpointing auto``
+    (default: ``model_max_length``).
+    """
     model = load_language_model(model_args, training_args, attn_implementation)
+    if getattr(training_args, "activation_checkpointing_auto", False):
+        decide_checkpointing(model, training_args, longest_sample or training_args.model_max_length)
     model = prepare_for_training(model, training_args)
     # Adapters before the tower loads (upstream's order): LoRA matches layers by
     # their short names, and CLIP's q_proj/k_proj/v_proj would match too.

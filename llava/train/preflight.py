@@ -109,6 +109,14 @@ class PreflightReport:
     data_path: str
     entries: list | None
     problems: list[Problem] = field(default_factory=list)
+    # Record index -> its training length (tokens, each image as its positions, cut to model_max_length).
+    lengths: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def longest(self) -> int:
+        """The longest record training will see (0 when none was measured)."""
+        flagged = set(self.flagged_indices)
+        return max((length for index, length in self.lengths.items() if index not in flagged), default=0)
 
     @property
     def num_entries(self) -> int:
@@ -294,17 +302,17 @@ def _token_problem(
     mm_use_im_start_end: bool | None,
     model_max_length: int,
     num_image_tokens: int,
-) -> tuple[str, str] | None:
-    """Tokenize the record as training will and check that some answer token fits."""
+) -> tuple[tuple[str, str] | None, int | None]:
+    """Tokenize the record as training will: (the problem or None, its length with images spliced in)."""
     if has_image and mm_use_im_start_end is not None:  # None: a text-only run, no image formatting
         turns = [{**turn, "value": image_turn(turn["value"], template, mm_use_im_start_end)} for turn in turns]
     try:
         sample = tokenize_conversation(turns, tokenizer, template, has_image, truncate=False)
     except DatasetError as error:
-        return "template_mismatch", str(error)
+        return ("template_mismatch", str(error)), None
     learned = [position for position, label in enumerate(sample.labels) if label != IGNORE_INDEX]
     if not learned:
-        return "no_learnable_tokens", "no token of the record is learned (a missing or empty gpt answer?)"
+        return ("no_learnable_tokens", "no token of the record is learned (a missing or empty gpt answer?)"), None
     # Position of each token once every image token became num_image_tokens positions
     # (at least its own one: a model without a vision tower splices nothing in).
     num_image_tokens = max(num_image_tokens, 1)
@@ -319,12 +327,15 @@ def _token_problem(
     total = len(sample.input_ids) + images_before * (num_image_tokens - 1)
     if first_learned_position is not None and first_learned_position >= model_max_length:
         return (
-            "answer_truncated",
-            f"the first answer token is at position {first_learned_position} of {total} "
-            f"(images counted as {num_image_tokens} positions) but model_max_length is {model_max_length}: "
-            "the sample would train on nothing",
+            (
+                "answer_truncated",
+                f"the first answer token is at position {first_learned_position} of {total} "
+                f"(images counted as {num_image_tokens} positions) but model_max_length is {model_max_length}: "
+                "the sample would train on nothing",
+            ),
+            None,
         )
-    return None
+    return None, min(total, model_max_length)
 
 
 def run_preflight(
@@ -397,7 +408,7 @@ def run_preflight(
                 flag(index, "multiple_image_tokens", f"{DEFAULT_IMAGE_TOKEN} appears {in_all} times")
 
         if not any(kind in STRUCTURAL_PROBLEMS for kind, _ in turn_problems):
-            problem = _token_problem(
+            problem, length = _token_problem(
                 turns,
                 has_image,
                 tokenizer,
@@ -408,6 +419,8 @@ def run_preflight(
             )
             if problem is not None:
                 flag(index, *problem)
+            if length is not None:
+                report.lengths[index] = length
 
     for path, (kind, message) in _check_images(image_users).items():
         for index in image_users[path]:

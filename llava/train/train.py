@@ -144,7 +144,7 @@ def setup(
     image_tokens = num_image_tokens(model_args.vision_tower, model_args.mm_vision_select_feature)
     # The training file is checked before any model loads; problems stop the run with all of them
     # listed, unless --skip_flagged_samples drops them (the count is logged).
-    entries = run_preflight(
+    report = run_preflight(
         data_args.data_path,
         data_args.image_folder,
         tokenizer,
@@ -153,8 +153,11 @@ def setup(
         image_tokens,
         mm_use_im_start_end=model_args.mm_use_im_start_end,
         is_multimodal=model_args.vision_tower is not None or data_args.is_multimodal,
-    ).entries_or_raise(skip_flagged=data_args.skip_flagged_samples, skip_hint="--skip_flagged_samples True")
-    model = build_model(model_args, data_args, training_args, tokenizer, attn_implementation)
+    )
+    entries = report.entries_or_raise(
+        skip_flagged=data_args.skip_flagged_samples, skip_hint="--skip_flagged_samples True"
+    )
+    model = build_model(model_args, data_args, training_args, tokenizer, attn_implementation, report.longest)
     record_base_model(model, model_args.model_name_or_path)  # a loader refuses a different base
     record_run(model, model_args, data_args, training_args)  # data, image folders, template: eval/run.json
     data_module = make_supervised_data_module(tokenizer, data_args, conversation_template=template, entries=entries)

@@ -79,6 +79,7 @@ def test_gpu_recipe_flags_parse_into_the_dataclasses(tmp_path):
     assert training_args.mm_projector_lr == 2e-5 and training_args.learning_rate == 2e-4
     assert training_args.num_train_epochs == 3 and training_args.model_max_length == 2048
     assert training_args.bf16 and training_args.group_by_modality_length
+    assert training_args.activation_checkpointing_auto  # decided once the model is loaded
     assert training_args.metric_for_best_model == "vqa_accuracy" and training_args.load_best_model_at_end
     assert data_args.image_aspect_ratio == "pad"
     assert "llava" in training_args.output_dir and "lora" in training_args.output_dir
@@ -156,6 +157,7 @@ def test_cpu_demo_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     assert_stayed_offline(tmp_path / "sockets.log")  # the DeepSpeed launcher, its workers, answering, scoring
     assert_quiet(result.stdout + result.stderr)
+    assert "--gradient_checkpointing auto: off (activations about" in result.stdout + result.stderr
     assert "OK-VQA scores for" in result.stdout and "VQA accuracy" in result.stdout
     score = json.loads((output / "eval" / "okvqa_val_score.json").read_text())
     assert score["count"] == 24 and 0 <= score["vqa_accuracy"] <= 100

@@ -304,3 +304,18 @@ def test_a_data_file_without_records_is_refused(folder, tiny_tokenizer, content,
     with pytest.raises(PreflightError) as raised:
         report.entries_or_raise(skip_flagged=True)
     assert str(path) in str(raised.value) and text in str(raised.value)
+
+
+def test_longest_is_the_longest_clean_record_with_its_image_spliced_in(folder, tiny_tokenizer):
+    from llava.train.data import tokenize_conversation
+    from llava.train.preflight import resolve_template
+
+    short = good("short")
+    longer = {"id": "longer", "image": "ok.png", "conversations": [GOOD[0], {"from": "gpt", "value": "red " * 20}]}
+    broken = {**good("broken", image="broken.png"), "conversations": [GOOD[0], {"from": "gpt", "value": "red " * 40}]}
+    report = check(folder, tiny_tokenizer, [short, longer, broken], num_image_tokens=16)
+    sample = tokenize_conversation(longer["conversations"], tiny_tokenizer, resolve_template("v1"), True)
+    assert report.longest == len(sample.input_ids) - 1 + 16  # the <image> token becomes 16 positions
+    assert report.lengths[2] > report.longest  # the flagged record is measured but not counted
+    limit = report.longest - 5  # the answer still starts before it: cut, not flagged
+    assert check(folder, tiny_tokenizer, [longer], model_max_length=limit, num_image_tokens=16).longest == limit
