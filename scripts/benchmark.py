@@ -49,7 +49,20 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision")
     parser.add_argument("--lora-r", type=int, default=8, help="LoRA rank (128 for the 7B recipe)")
     parser.add_argument("--deepspeed", default=None, help="DeepSpeed config (run under the deepspeed launcher)")
-    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        nargs="?",
+        const="True",
+        default="False",
+        choices=("True", "False", "auto"),
+        help="checkpoint activations: True (bare flag), False, or auto (decided from free memory)",
+    )
+    parser.add_argument(
+        "--phase-steps",
+        type=int,
+        default=3,
+        help="extra steps after the timed ones, split into phases (synchronised at each boundary; 0: none)",
+    )
     parser.add_argument("--json", default=None, help="write the result here")
     parser.add_argument("--mode", default="train", choices=("train", "eval", "checkpoint"))
     parser.add_argument("--eval-batch-sizes", type=int, nargs="+", default=[1, 16], help="eval mode batch sizes")
@@ -258,6 +271,7 @@ def train_benchmark(args) -> dict:
     from transformers import TrainerCallback
 
     from llava.data.synthetic import write_llava_vqa
+    from llava.train.step_phases import StepPhases
     from llava.train.train import train
 
     class StepTimer(TrainerCallback):
@@ -274,7 +288,8 @@ def train_benchmark(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="llava-bench-"))
     model_dir = model_folder(args, work)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    samples_needed = (args.steps + args.warmup_steps) * args.batch_size * world
+    total_steps = args.warmup_steps + args.steps + args.phase_steps
+    samples_needed = total_steps * args.batch_size * world
     data_dir = write_llava_vqa(work / "data", count=samples_needed, text_only=0)
     flags = [
         "--model_name_or_path",
@@ -314,7 +329,7 @@ def train_benchmark(args) -> dict:
         "--num_train_epochs",
         "1",
         "--max_steps",
-        str(args.steps + args.warmup_steps),
+        str(total_steps),
         "--per_device_train_batch_size",
         str(args.batch_size),
         "--learning_rate",
@@ -338,11 +353,13 @@ def train_benchmark(args) -> dict:
         flags += ["--local_rank", str(args.local_rank)]
 
     timer = StepTimer()
+    phases = StepPhases(first_step=args.warmup_steps + args.steps)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer = train(argv=flags, callbacks=[timer])
-    timed = timer.times[args.warmup_steps :]
+    trainer = train(argv=flags, callbacks=[timer, phases])
+    timed = timer.times[args.warmup_steps : args.warmup_steps + args.steps]
     median = statistics.median(timed)
+    checkpointing = bool(trainer.args.activation_checkpointing)
 
     dataset = trainer.train_dataset
     image_tokens = (
@@ -351,7 +368,7 @@ def train_benchmark(args) -> dict:
     sample = dataset[0]
     tokens_per_sample = int(sample["input_ids"].numel()) - 1 + image_tokens
     samples_per_step = args.batch_size * world
-    flops_per_sample = training_flops_per_sample(trainer.model, tokens_per_sample, args.gradient_checkpointing)
+    flops_per_sample = training_flops_per_sample(trainer.model, tokens_per_sample, checkpointing)
     peak = peak_tflops(device_name())
     mfu = flops_per_sample * samples_per_step / median / (peak * 1e12) if peak else None
     result = {
@@ -370,6 +387,8 @@ def train_benchmark(args) -> dict:
         "samples_per_s": samples_per_step / median,
         "tokens_per_s": samples_per_step * tokens_per_sample / median,
         "tokens_per_sample": tokens_per_sample,
+        "gradient_checkpointing": checkpointing,
+        "phases_ms": phases.medians_ms(),
         "device": device_name(),
         "peak_memory_gib": (torch.cuda.max_memory_allocated() / 2**30) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
@@ -380,6 +399,7 @@ def train_benchmark(args) -> dict:
         print(
             f"| {name:<38} | {median * 1000:8.1f} ms | {result['samples_per_s']:9.1f} | {result['tokens_per_s']:8.0f} |"
         )
+        print(phases.format())
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
     return result

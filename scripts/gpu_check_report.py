@@ -39,13 +39,28 @@ def collect(folder: Path) -> dict:
 
 def _train_row(name: str, result: dict | None) -> str:
     if not result:
-        return f"| {name} | - | - | - | - | - |"
+        return f"| {name} | - | - | - | - | - | - |"
     mfu = f"{result['mfu']:.2f}" if result.get("mfu") is not None else "-"
     memory = f"{result['peak_memory_gib']:.1f}" if result.get("peak_memory_gib") is not None else "-"
+    checkpointing = {True: "on", False: "off"}.get(result.get("gradient_checkpointing"), "-")
     return (
-        f"| {name} | {result['median_step_s']:.3f} s | {result['samples_per_s']:.2f} | "
+        f"| {name} | {checkpointing} | {result['median_step_s']:.3f} s | {result['samples_per_s']:.2f} | "
         f"{result['tokens_per_s']:,.0f} | {memory} GiB | {mfu} |"
     )
+
+
+def _phase_rows(report: dict) -> list[str]:
+    """The per-phase split (ms) of each training benchmark that has one."""
+    runs = [(name, (report[key] or {}).get("phases_ms")) for name, key in (("recipe", "recipe"), ("plain", "plain"))]
+    runs = [(name, phases) for name, phases in runs if phases]
+    if not runs:
+        return []
+    names = list(runs[0][1])
+    lines = ["", "| phase (ms) | " + " | ".join(name for name, _ in runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    lines += [
+        f"| {phase} | " + " | ".join(f"{phases.get(phase, 0):.1f}" for _, phases in runs) + " |" for phase in names
+    ]
+    return lines
 
 
 def table(report: dict) -> str:
@@ -54,13 +69,17 @@ def table(report: dict) -> str:
     lines += [f"| {s['stage']} | {s['exit']} | {s['seconds']} |" for s in report["stages"]]
     accuracy = report["main_job_vqa_accuracy"]
     lines += ["", f"Main job (tiny model, synthetic OK-VQA): VQA accuracy {accuracy if accuracy is not None else '-'}"]
-    lines += ["", "| run (7B shapes, QLoRA r 128, batch 16) | median step | samples/s | tokens/s | peak memory | MFU |"]
-    lines += ["|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| run (7B shapes, QLoRA r 128, batch 16) | checkpointing | median step | samples/s | tokens/s "
+        "| peak memory | MFU |",
+    ]
+    lines += ["|---|---|---|---|---|---|---|"]
     lines.append(_train_row("recipe (DeepSpeed ZeRO-2)", report["recipe"]))
     lines.append(_train_row("plain Trainer", report["plain"]))
     for row in (report["answering"] or {}).get("rows", []):
-        lines.append(f"| answering, batch {row['batch_size']} | | {row['questions_per_s']:.1f} questions/s | | | |")
-    return "\n".join(lines)
+        lines.append(f"| answering, batch {row['batch_size']} | | | {row['questions_per_s']:.1f} questions/s | | | |")
+    return "\n".join(lines + _phase_rows(report))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,6 +97,7 @@ class DivergenceGuard:
         self.max_nonfinite_steps = max_nonfinite_steps
         self.output_dir = output_dir
         self.skipped_in_a_row = 0
+        self._losses: list[tuple[torch.Tensor, int, Sequence | None]] = []  # this step's, unread
 
     def check_weights(self, named_parameters, step: int, what: str) -> None:
         """Before ``what`` (a checkpoint, the final model) is saved: every trainable tensor is finite.
@@ -115,19 +116,42 @@ class DivergenceGuard:
             )
 
     def check_loss(self, loss: torch.Tensor, step: int, sample_ids: Sequence | None) -> None:
-        """After each micro-batch's backward: every rank agrees whether any loss was non-finite."""
-        value = float(loss.detach().float().item())
-        local = not math.isfinite(value)
-        if any_rank(local, loss.device):
-            if local:
-                where = f"samples {list(sample_ids)}" if sample_ids is not None else "samples unknown"
-                message = f"the training loss is {value} at step {step + 1} (rank {_rank()}, {where})"
-            else:
-                message = f"another rank's training loss is non-finite at step {step + 1} (its log names the samples)"
-            raise TrainingDiverged(message + self._advice())
+        """After each micro-batch's backward: keep its loss (on the device, no sync) for :meth:`check_step`.
+
+        Reading a loss stalls the CPU until the GPU has caught up; :meth:`check_step` reads all of a
+        step's losses and its gradient norm at once, one sync and one all-reduce per optimizer step.
+        """
+        self._losses.append((loss.detach().reshape(()), step, sample_ids))
 
     def check_step(self, grad_norm: float | torch.Tensor | None, step_skipped: bool, step: int) -> None:
-        """After each optimizer step, before any log or checkpoint of it (same values on every rank)."""
+        """After each optimizer step, before any log or checkpoint of it (same values on every rank).
+
+        Stops on a non-finite micro-batch loss of this step (naming its samples), a non-finite
+        gradient norm, or too many skipped steps in a row.
+        """
+        losses, self._losses = self._losses, []
+        tensors = [value.float() for value, _, _ in losses]
+        norm_is_tensor = isinstance(grad_norm, torch.Tensor)
+        if norm_is_tensor:
+            tensors.append(
+                grad_norm.detach().float().reshape(()).to(tensors[0].device if tensors else grad_norm.device)
+            )
+        values = torch.stack(tensors).tolist() if tensors else []  # the one sync of the step
+        loss_values = values[: len(losses)]
+        bad = [
+            (value, at, ids)
+            for value, (_, at, ids) in zip(loss_values, losses, strict=True)
+            if not math.isfinite(value)
+        ]
+        device = losses[0][0].device if losses else "cpu"
+        if any_rank(bool(bad), device):
+            if bad:
+                value, at, ids = bad[0]
+                where = f"samples {list(ids)}" if ids is not None else "samples unknown"
+                message = f"the training loss is {value} at step {at + 1} (rank {_rank()}, {where})"
+            else:
+                message = f"another rank's training loss is non-finite at step {step} (its log names the samples)"
+            raise TrainingDiverged(message + self._advice())
         if step_skipped:
             self.skipped_in_a_row += 1
             if self.skipped_in_a_row >= self.max_nonfinite_steps:
@@ -140,7 +164,7 @@ class DivergenceGuard:
         self.skipped_in_a_row = 0
         if grad_norm is None:
             return
-        norm = float(grad_norm.item() if isinstance(grad_norm, torch.Tensor) else grad_norm)
+        norm = values[-1] if norm_is_tensor else float(grad_norm)
         if not math.isfinite(norm):
             raise TrainingDiverged(f"the gradient norm is {norm} at step {step}" + self._advice())
 

@@ -33,6 +33,21 @@ def test_train_mode(tmp_path):
     assert result["tokens_per_sample"] > 16  # image tokens are counted
     assert result["mfu"] is None and result["peak_tflops"] is None  # a CPU has no entry in the table
     assert result["flops_per_sample"] > 0
+    # The split of the steps after the timed ones: every phase, each a positive time.
+    assert list(result["phases_ms"]) == ["data wait", "vision tower", "LM forward", "backward", "optimizer", "other"]
+    assert all(value >= 0 for value in result["phases_ms"].values())
+    assert result["phases_ms"]["LM forward"] > 0 and result["phases_ms"]["backward"] > 0
+    assert result["gradient_checkpointing"] is False
+
+
+def test_train_mode_with_checkpointing_auto_and_on(tmp_path):
+    auto = bench(
+        tmp_path, "--steps", "2", "--warmup-steps", "1", "--gradient-checkpointing", "auto", "--phase-steps", "0"
+    )
+    assert auto["gradient_checkpointing"] is False and auto["phases_ms"] == {}  # plenty of memory for the tiny model
+    forced = bench(tmp_path, "--steps", "2", "--warmup-steps", "1", "--gradient-checkpointing", "--phase-steps", "0")
+    assert forced["gradient_checkpointing"] is True
+    assert forced["flops_per_sample"] > auto["flops_per_sample"]  # the recomputed forward is counted
 
 
 def test_a_model_dir_is_built_once_and_reused(tmp_path):

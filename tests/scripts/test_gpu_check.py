@@ -51,6 +51,7 @@ def _report(folder: Path, stages: str) -> subprocess.CompletedProcess:
     score.mkdir(parents=True, exist_ok=True)
     (score / "okvqa_val_score.json").write_text(json.dumps({"vqa_accuracy": 71.5}))
     row = {"median_step_s": 0.9, "samples_per_s": 17.7, "tokens_per_s": 11300.0, "peak_memory_gib": 30.2, "mfu": 0.4}
+    row.update(gradient_checkpointing=False, phases_ms={"data wait": 1.5, "vision tower": 40.0, "backward": 500.0})
     (folder / "bench_recipe.json").write_text(json.dumps(row))
     (folder / "bench_answer.json").write_text(json.dumps({"rows": [{"batch_size": 32, "questions_per_s": 61.0}]}))
     return subprocess.run(
@@ -62,7 +63,8 @@ def test_report_prints_one_table_writes_one_json_and_fails_on_a_failed_stage(tmp
     ok = _report(tmp_path, "tests\t0\t40\nmain\t0\t300\n")
     assert ok.returncode == 0, ok.stderr
     assert "GPU check on NVIDIA H200" in ok.stdout and "VQA accuracy 71.5" in ok.stdout
-    assert "| recipe (DeepSpeed ZeRO-2) | 0.900 s | 17.70 | 11,300 | 30.2 GiB | 0.40 |" in ok.stdout
+    assert "| recipe (DeepSpeed ZeRO-2) | off | 0.900 s | 17.70 | 11,300 | 30.2 GiB | 0.40 |" in ok.stdout
+    assert "| phase (ms) | recipe |" in ok.stdout and "| vision tower | 40.0 |" in ok.stdout
     assert "61.0 questions/s" in ok.stdout
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["main_job_vqa_accuracy"] == 71.5 and report["plain"] is None

@@ -44,8 +44,12 @@ TRAIN = [sys.executable, "-m", "llava.train.train"]
 def test_divergence_guard_decisions():
     guard = DivergenceGuard(max_nonfinite_steps=2)
     guard.check_loss(torch.tensor(1.5), step=0, sample_ids=["a"])
+    guard.check_step(torch.tensor(0.5), step_skipped=False, step=1)
+    # Losses are read once per optimizer step: the bad micro-batch of the step is named.
+    guard.check_loss(torch.tensor(2.0), step=4, sample_ids=["q0"])
+    guard.check_loss(torch.tensor(float("nan")), step=4, sample_ids=["q1", "q2"])
     with pytest.raises(TrainingDiverged, match=r"loss is nan at step 5 \(rank 0, samples \['q1', 'q2'\]\)"):
-        guard.check_loss(torch.tensor(float("nan")), step=4, sample_ids=["q1", "q2"])
+        guard.check_step(torch.tensor(0.5), step_skipped=True, step=5)  # before the skipped-step count
     with pytest.raises(TrainingDiverged, match="gradient norm is inf at step 7"):
         guard.check_step(torch.tensor(float("inf")), step_skipped=False, step=7)
     guard.check_step(float("nan"), step_skipped=True, step=8)  # one skipped step (fp16 loss scaling) is fine
