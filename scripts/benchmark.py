@@ -69,6 +69,12 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--questions", type=int, default=64, help="eval mode: questions per batch size")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="eval mode: tokens per answer")
     parser.add_argument(
+        "--kv-cache",
+        default="dynamic",
+        choices=("dynamic", "static"),
+        help="eval mode: the KV cache (model_vqa's flag)",
+    )
+    parser.add_argument(
         "--model-dir",
         default=None,
         help="reuse the model in this folder (python -m llava.model.tiny --preset P --out DIR); "
@@ -154,7 +160,7 @@ def eval_benchmark(args) -> dict:
     prompt = build_prompt("What colour is the shape?\nAnswer the question using a single word or phrase.", template)
     picture = draw("red", "circle", size=(64, 48))
     # Never stop early: every answer is max_new_tokens long, so numbers compare across models.
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, kv_cache=args.kv_cache)
     rows = []
     for batch_size in args.eval_batch_sizes:
         images = process_images([picture] * batch_size, processor, model.config)
@@ -174,10 +180,11 @@ def eval_benchmark(args) -> dict:
         "preset": args.preset,
         "device": device_name(),
         "max_new_tokens": args.max_new_tokens,
+        "kv_cache": args.kv_cache,
         "torch_threads": torch.get_num_threads(),
         "rows": rows,
     }
-    print(f"| eval {args.preset} on {result['device']} | batch | questions/s |")
+    print(f"| eval {args.preset} on {result['device']}, {args.kv_cache} KV cache | batch | questions/s |")
     for row in rows:
         print(f"| {'':<30} | {row['batch_size']:5d} | {row['questions_per_s']:11.1f} |")
     return result

@@ -92,7 +92,10 @@ case " $STAGES " in *" bench "*)
         --deepspeed scripts/zero2.json --json "$OUT/bench_recipe.json"
     stage bench-plain "$PYTHON" "${BENCH[@]}" "${TRAIN[@]}" --gradient-checkpointing True --json "$OUT/bench_plain.json"
     stage bench-answer "$PYTHON" "${BENCH[@]}" --mode eval --eval-batch-sizes 1 32 --questions 256 \
-        --json "$OUT/bench_answer.json" ;;
+        --json "$OUT/bench_answer.json"
+    # The static KV cache (transformers compiles the decode step); the first batches pay the compile.
+    stage bench-answer-static "$PYTHON" "${BENCH[@]}" --mode eval --eval-batch-sizes 32 64 --questions 512 \
+        --kv-cache static --json "$OUT/bench_answer_static.json" ;;
 esac
 
 [ -n "${DRY_RUN:-}" ] && exit 0

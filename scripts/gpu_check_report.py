@@ -34,6 +34,7 @@ def collect(folder: Path) -> dict:
         "recipe": _json(folder / "bench_recipe.json"),
         "plain": _json(folder / "bench_plain.json"),
         "answering": _json(folder / "bench_answer.json"),
+        "answering_static": _json(folder / "bench_answer_static.json"),
     }
 
 
@@ -77,8 +78,12 @@ def table(report: dict) -> str:
     lines += ["|---|---|---|---|---|---|---|"]
     lines.append(_train_row("recipe (DeepSpeed ZeRO-2)", report["recipe"]))
     lines.append(_train_row("plain Trainer", report["plain"]))
-    for row in (report["answering"] or {}).get("rows", []):
-        lines.append(f"| answering, batch {row['batch_size']} | | | {row['questions_per_s']:.1f} questions/s | | | |")
+    for key, cache in (("answering", "dynamic"), ("answering_static", "static")):
+        for row in (report.get(key) or {}).get("rows", []):
+            lines.append(
+                f"| answering, batch {row['batch_size']}, {cache} KV cache | | | "
+                f"{row['questions_per_s']:.1f} questions/s | | | |"
+            )
     return "\n".join(lines + _phase_rows(report))
 
 

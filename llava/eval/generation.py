@@ -19,15 +19,29 @@ from llava.constants import (
     IMAGE_TOKEN_INDEX,
 )
 
+KV_CACHES = ("dynamic", "static")
+# Prompt lengths are rounded up to a multiple of this with a static cache (few shapes to compile).
+STATIC_PROMPT_MULTIPLE = 64
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Decoding settings: greedy by default (``temperature`` 0), ``max_new_tokens`` per answer."""
+    """Decoding settings: greedy by default (``temperature`` 0), ``max_new_tokens`` per answer.
+
+    ``kv_cache``: ``dynamic`` (grows each step), or ``static`` (preallocated; on a GPU
+    transformers then compiles the decode step; prompts are padded to a multiple of
+    :data:`STATIC_PROMPT_MULTIPLE` so the compiled step is reused). Greedy answers are the same.
+    """
 
     max_new_tokens: int = 16
     temperature: float = 0.0
     top_p: float | None = None
     num_beams: int = 1
+    kv_cache: str = "dynamic"
+
+    def __post_init__(self):
+        if self.kv_cache not in KV_CACHES:
+            raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHES)}, got {self.kv_cache!r}")
 
     def generate_kwargs(self, tokenizer) -> dict:
         sampling = self.temperature > 0
@@ -39,6 +53,8 @@ class GenerationSettings:
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
         }
+        if self.kv_cache == "static":
+            kwargs["cache_implementation"] = "static"
         if sampling:
             kwargs["temperature"] = self.temperature
             if self.top_p is not None:
@@ -89,8 +105,11 @@ def build_prompt(question: str, template, with_image: bool = True, mm_use_im_sta
     return open_prompt(question, template)
 
 
-def _padded(sequences: Sequence[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded(
+    sequences: Sequence[list[int]], pad_id: int, side: str, multiple: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in sequences)
+    width += -width % multiple
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, sequence in enumerate(sequences):
@@ -123,14 +142,18 @@ def answer_batch(
 
     sequences = [tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX) for prompt in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids, mask = _padded(sequences, pad_id, "right" if images is not None else "left")
+    kwargs = settings.generate_kwargs(tokenizer)
+    multiple = STATIC_PROMPT_MULTIPLE if settings.kv_cache == "static" else 1
+    ids, mask = _padded(
+        sequences, pad_id, "right" if images is not None else "left", 1 if images is not None else multiple
+    )
     device = model.device
     if images is not None:
         vision_dtype = model.get_vision_tower().dtype
         images = images.to(device=device, dtype=vision_dtype)
-    output = model.generate(
-        ids.to(device), images=images, attention_mask=mask.to(device), **settings.generate_kwargs(tokenizer)
-    )
+        if multiple > 1:
+            kwargs["pad_to_multiple_of"] = multiple  # the model pads the spliced prompts
+    output = model.generate(ids.to(device), images=images, attention_mask=mask.to(device), **kwargs)
     if images is None:  # plain generate returns prompt + answer
         output = output[:, ids.shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]

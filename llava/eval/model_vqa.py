@@ -21,7 +21,9 @@ import math
 import os
 import sys
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -79,6 +81,25 @@ def _batches(items: list, size: int):
         yield items[start : start + size]
 
 
+def prefetched(prepare: Callable[[Any], Any], items: Sequence, ahead: int = 2) -> Iterator[Any]:
+    """``prepare(item)`` for each item in order, computed up to ``ahead`` items early in one thread.
+
+    Reading and resizing a batch of pictures (tens of ms each) then overlaps the model's
+    answering of the batch before; an error surfaces when its item is reached.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(prepare, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def eval_model(args: argparse.Namespace) -> Path:
     """Answer every not-yet-answered question of this chunk; returns the answers file."""
     from llava.conversation import conv_templates
@@ -102,41 +123,49 @@ def eval_model(args: argparse.Namespace) -> Path:
     tokenizer, model, image_processor, _ = load_model_from_args(args, model_name)
     template = conv_templates[choose_conv_mode(os.path.expanduser(args.model_path), args.conv_mode, UPSTREAM_CONV_MODE)]
     settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, num_beams=args.num_beams
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        num_beams=args.num_beams,
+        kv_cache=args.kv_cache,
     )
     mm_start_end = mm_setting(model.config, "mm_use_im_start_end")
+
+    def prepare(group: list) -> tuple[list, list[str], Any]:
+        """A group's prompts and images, read and processed (in a thread, while the model answers)."""
+        has_image = bool(group[0].get("image"))
+        prompts = [build_prompt(q["text"], template, has_image, mm_start_end) for q in group]
+        images = None
+        if has_image:
+            pictures = [open_image(os.path.join(args.image_folder, q["image"])) for q in group]
+            images = process_images(pictures, image_processor, model.config)
+        return group, prompts, images
+
+    groups = []
+    for batch in _batches(todo, args.batch_size):
+        with_image = [bool(q.get("image")) for q in batch]
+        # Mixed batches would need per-row images; answer them one by one.
+        groups += [[q] for q in batch] if any(with_image) and not all(with_image) else [batch]
     with open(answers_path, "a") as out, tqdm(total=len(todo), desc="answering", unit="q") as progress:
-        for batch in _batches(todo, args.batch_size):
-            with_image = [bool(q.get("image")) for q in batch]
-            if any(with_image) and not all(with_image):
-                # Mixed batches would need per-row images; answer them one by one.
-                groups = [[q] for q in batch]
-            else:
-                groups = [batch]
-            for group in groups:
-                has_image = bool(group[0].get("image"))
-                prompts = [build_prompt(q["text"], template, has_image, mm_start_end) for q in group]
-                images = None
-                if has_image:
-                    pictures = [open_image(os.path.join(args.image_folder, q["image"])) for q in group]
-                    images = process_images(pictures, image_processor, model.config)
-                texts = answer_batch(model, tokenizer, prompts, images, settings)
-                for question, text in zip(group, texts, strict=True):
-                    record = {
-                        "question_id": question["question_id"],
-                        "prompt": question["text"],
-                        "text": text,
-                        "answer_id": uuid.uuid4().hex[:22],
-                        "model_id": model_name,
-                        "metadata": {},
-                    }
-                    out.write(json.dumps(record) + "\n")
-                out.flush()
-                progress.update(len(group))
+        for group, prompts, images in prefetched(prepare, groups):
+            texts = answer_batch(model, tokenizer, prompts, images, settings)
+            for question, text in zip(group, texts, strict=True):
+                record = {
+                    "question_id": question["question_id"],
+                    "prompt": question["text"],
+                    "text": text,
+                    "answer_id": uuid.uuid4().hex[:22],
+                    "model_id": model_name,
+                    "metadata": {},
+                }
+                out.write(json.dumps(record) + "\n")
+            out.flush()
+            progress.update(len(group))
     return answers_path
 
 
 UPSTREAM_CONV_MODE = "llava_v1"  # upstream's --conv-mode default, for models that record no template
+KV_CACHES = ("dynamic", "static")  # llava.eval.generation.KV_CACHES, without importing torch for --help
 
 
 def add_model_arguments(
@@ -225,6 +254,13 @@ def add_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 1024, b
         help=f"longest answer in tokens (default {max_new_tokens}, upstream's)",
     )
     parser.add_argument("--batch-size", type=int, default=batch_size, help="questions per generate() call")
+    parser.add_argument(
+        "--kv-cache",
+        choices=KV_CACHES,
+        default="dynamic",
+        help="static: a preallocated KV cache, whose decode step transformers compiles on a GPU (same greedy "
+        "answers; docs/PERFORMANCE.md has the figures)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llava.eval.model_vqa import answered_ids, get_chunk, main, split_list
+from llava.eval.model_vqa import KV_CACHES, answered_ids, get_chunk, main, prefetched, split_list
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,55 @@ def test_batched_answers_equal_one_at_a_time(tiny_llava_dir, colour_vqa_dir, que
     assert set(record) == {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}
     assert record["question_id"] == "q0" and record["model_id"] == tiny_llava_dir.name
     assert record["prompt"].startswith("What colour is the shape?")
+
+
+def test_static_kv_cache_gives_the_same_answers(tiny_llava_dir, colour_vqa_dir, question_file, tmp_path):
+    """A preallocated cache (prompts padded to a multiple of 64 on the left) changes no greedy answer."""
+    images = colour_vqa_dir / "images"
+    dynamic = read(answer(tiny_llava_dir, question_file, images, tmp_path / "dynamic.jsonl", "--batch-size", "4"))
+    static = read(
+        answer(
+            tiny_llava_dir,
+            question_file,
+            images,
+            tmp_path / "static.jsonl",
+            "--batch-size",
+            "4",
+            "--kv-cache",
+            "static",
+        )
+    )
+    assert [r["text"] for r in static] == [r["text"] for r in dynamic]
+    assert [r["question_id"] for r in static] == [r["question_id"] for r in dynamic]
+
+
+def test_kv_cache_choices_are_the_generation_settings():
+    from llava.eval.generation import KV_CACHES as SETTINGS_CHOICES
+    from llava.eval.generation import GenerationSettings
+
+    assert KV_CACHES == SETTINGS_CHOICES
+    with pytest.raises(ValueError, match="kv_cache must be one of"):
+        GenerationSettings(kv_cache="paged")
+
+
+def test_prefetched_keeps_the_order_and_raises_where_the_bad_item_is():
+    import threading
+
+    threads = set()
+
+    def prepare(item):
+        threads.add(threading.current_thread().name)
+        if item == 4:
+            raise OSError("picture 4 is missing")
+        return item * 10
+
+    results = []
+    with pytest.raises(OSError, match="picture 4"):
+        for value in prefetched(prepare, range(7)):
+            results.append(value)
+    assert results == [0, 10, 20, 30]  # everything before the bad item came out, in order
+    assert all(name.startswith("prefetch") for name in threads)
+    assert list(prefetched(lambda item: item, [])) == []
 
 
 def test_resume_skips_answered_questions_and_cuts_a_torn_line(tiny_llava_dir, colour_vqa_dir, question_file, tmp_path):

@@ -100,6 +100,8 @@ def test_eval_and_checkpoint_modes(tmp_path):
     result = bench(
         tmp_path, "--mode", "eval", "--eval-batch-sizes", "1", "4", "--questions", "4", "--max-new-tokens", "4"
     )
-    assert [row["batch_size"] for row in result["rows"]] == [1, 4]
+    assert [row["batch_size"] for row in result["rows"]] == [1, 4] and result["kv_cache"] == "dynamic"
+    static = bench(tmp_path, "--mode", "eval", "--eval-batch-sizes", "4", "--questions", "4", "--kv-cache", "static")
+    assert static["kv_cache"] == "static" and static["rows"][0]["questions_per_s"] > 0
     result = bench(tmp_path, "--mode", "checkpoint", "--lora-r", "8")
     assert result["save_s"] > 0 and result["load_s"] > 0 and "non_lora_trainables.bin" in result["files_bytes"]

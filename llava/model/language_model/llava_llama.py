@@ -74,6 +74,8 @@ class LlavaLlamaForCausalLM(LlamaForCausalLM, LlavaMetaForCausalLM):
 
         The spliced prompts are always left-padded here, whatever the training
         padding side, so batched greedy decoding matches batch size 1.
+        ``pad_to_multiple_of``: pad further on the left to a multiple of this length
+        (for a static KV cache, see :func:`_left_pad_to_multiple`).
         Deviation from upstream: upstream pads by ``tokenizer_padding_side``
         (right after training), which corrupts batched generation.
         """
@@ -82,12 +84,32 @@ class LlavaLlamaForCausalLM(LlamaForCausalLM, LlavaMetaForCausalLM):
         input_ids = inputs if inputs is not None else kwargs.pop("input_ids", None)
         if input_ids is None:
             raise ValueError("generate() needs input_ids")
+        multiple = kwargs.pop("pad_to_multiple_of", None)
         if images is None:
+            if multiple and attention_mask is not None:
+                input_ids, attention_mask = _left_pad_to_multiple(input_ids, attention_mask, multiple)
             return super().generate(input_ids, attention_mask=attention_mask, **kwargs)
         spliced = self.splice_image_features(input_ids, attention_mask, None, images, padding_side="left")
-        return super().generate(
-            inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask.long(), **kwargs
-        )
+        embeds, mask = spliced.inputs_embeds, spliced.attention_mask.long()
+        if multiple:
+            embeds, mask = _left_pad_to_multiple(embeds, mask, multiple)
+        return super().generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
+
+
+def _left_pad_to_multiple(inputs: torch.Tensor, mask: torch.Tensor, multiple: int):
+    """``inputs`` (ids or embeddings) and ``mask`` padded on the left to a multiple of ``multiple``.
+
+    A static KV cache has the prompt's length in its shape; lengths rounded up to a few
+    buckets let a compiled decode step be reused across batches. Masked positions change
+    nothing: the positions come from the mask.
+    """
+    extra = -mask.shape[1] % multiple
+    if not extra:
+        return inputs, mask
+    pad_shape = (inputs.shape[0], extra, *inputs.shape[2:])
+    inputs = torch.cat([inputs.new_zeros(pad_shape), inputs], dim=1)
+    mask = torch.cat([mask.new_zeros((mask.shape[0], extra)), mask], dim=1)
+    return inputs, mask
 
 
 AutoConfig.register("llava_llama", LlavaConfig)
