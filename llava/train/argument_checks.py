@@ -15,6 +15,7 @@ __all__ = [
     "check_conversation_version",
     "check_data",
     "check_deepspeed",
+    "check_liger",
     "check_lora",
     "check_precision",
     "check_quantization",
@@ -85,6 +86,17 @@ def check_deepspeed(model_args, data_args, training_args) -> list[str]:
     stage = zero_stage(config)
     if stage not in (0, 1, 2, 3):
         return [f"--deepspeed: zero_optimization.stage is {stage!r}; use 0, 1, 2 or 3 (scripts/zero2.json has 2)"]
+    return []
+
+
+def check_liger(model_args, data_args, training_args) -> list[str]:
+    """transformers' own ``--use_liger_kernel`` replaces ``LlamaForCausalLM.forward``, which LLaVA's forward
+    builds on (the images would be dropped)."""
+    if getattr(training_args, "use_liger_kernel", False):
+        return [
+            "--use_liger_kernel (transformers') replaces the Llama forward that LLaVA's builds on: "
+            "use --use_liger True (or leave it unset: on wherever Liger-Kernel can run)"
+        ]
     return []
 
 

@@ -26,6 +26,7 @@ from llava.train.argument_checks import (
     check_conversation_version,
     check_data,
     check_deepspeed,
+    check_liger,
     check_lora,
     check_precision,
     check_quantization,
@@ -264,6 +265,14 @@ class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TR
         default=False,
         metadata={"help": "Batch image and text-only samples separately, each grouped by length."},
     )
+    use_liger: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Liger-Kernel's fused RMSNorm, RoPE, SwiGLU and linear + cross-entropy in the language model "
+            "(pip install -e '.[gpu]'). Default: on where it can run (CUDA, package installed); True: asked for "
+            "(one log line when it cannot run); False: off."
+        },
+    )
     # Set by `--gradient_checkpointing auto` (or `--activation_checkpointing auto`): the choice is
     # made once the model is loaded (llava/train/memory_plan.py); not a flag of its own.
     activation_checkpointing_auto: bool = field(default=False, init=False)
@@ -317,6 +326,7 @@ class ArgumentError(ValueError):
 
 _CHECKS: tuple[Callable[[Any, Any, Any], list[str]], ...] = (
     check_deepspeed,
+    check_liger,
     check_quantization,
     check_precision,
     check_conversation_version,

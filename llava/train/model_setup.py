@@ -242,6 +242,10 @@ def build_model(
     (default: ``model_max_length``).
     """
     model = load_language_model(model_args, training_args, attn_implementation)
+    from llava.model.liger import apply_liger, want_liger
+
+    if want_liger(getattr(training_args, "use_liger", False)):
+        apply_liger(model)  # before LoRA: adapters then wrap the fused MLP's projections
     if getattr(training_args, "activation_checkpointing_auto", False):
         decide_checkpointing(model, training_args, longest_sample or training_args.model_max_length)
     model = prepare_for_training(model, training_args)

@@ -136,3 +136,17 @@ def test_flash_attention_agrees_with_sdpa(tiny_llava_dir, tmp_path):
     if subprocess.run([sys.executable, "-c", "import flash_attn"], capture_output=True).returncode != 0:
         pytest.skip("flash-attn is not installed (pip install -e '.[flash]')")
     _run([sys.executable, "-c", FLASH_CHECK, str(tiny_llava_dir)], tmp_path)
+
+
+def test_liger_losses_match_the_unfused_path(tiny_llava_dir, colour_vqa_dir, tmp_path):
+    """Liger-Kernel's fused RMSNorm, RoPE, SwiGLU and linear + cross-entropy: the same losses, rounding aside."""
+    if subprocess.run([sys.executable, "-c", "import liger_kernel"], capture_output=True).returncode != 0:
+        pytest.skip("liger-kernel is not installed (pip install -e '.[gpu]')")
+    losses = {}
+    for use_liger in ("True", "False"):
+        out = tmp_path / f"llava-tiny-liger-{use_liger}"
+        flags = [*_qlora_flags(tiny_llava_dir, colour_vqa_dir, out), "--use_liger", use_liger]
+        result = _run([sys.executable, str(TRAIN), *flags, "--report", str(tmp_path / f"{use_liger}.json")], tmp_path)
+        assert ("Liger-Kernel: fused" in result.stdout + result.stderr) == (use_liger == "True")
+        losses[use_liger] = _report(tmp_path / f"{use_liger}.json")["losses"]
+    assert losses["True"] == pytest.approx(losses["False"], rel=2e-2), losses

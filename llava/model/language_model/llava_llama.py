@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, LlamaModel
 
+from ..liger import FUSED_LOSS
 from ..llava_arch import LlavaMetaForCausalLM, LlavaMetaModel
 
 
@@ -52,6 +53,8 @@ class LlavaLlamaForCausalLM(LlamaForCausalLM, LlavaMetaForCausalLM):
             spliced = self.splice_image_features(input_ids, attention_mask, labels, images)
             input_ids, inputs_embeds = None, spliced.inputs_embeds
             attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
+        if labels is not None and self.training and getattr(self, FUSED_LOSS, False):
+            return self._fused_loss_forward(input_ids, attention_mask, position_ids, inputs_embeds, labels, **kwargs)
         return super().forward(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -60,6 +63,23 @@ class LlavaLlamaForCausalLM(LlamaForCausalLM, LlavaMetaForCausalLM):
             labels=labels,
             **kwargs,
         )
+
+    def _fused_loss_forward(self, input_ids, attention_mask, position_ids, inputs_embeds, labels, **kwargs):
+        """Training step with Liger-Kernel's fused linear + cross-entropy: no logits are materialised."""
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        from llava.model.liger import fused_causal_lm_loss
+
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        loss = fused_causal_lm_loss(outputs.last_hidden_state, self.lm_head, labels, num_items_in_batch)
+        return CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=outputs.past_key_values)
 
     @torch.no_grad()
     def generate(
