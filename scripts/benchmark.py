@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -64,6 +65,12 @@ def parse(argv=None) -> argparse.Namespace:
         help="extra steps after the timed ones, split into phases (synchronised at each boundary; 0: none)",
     )
     parser.add_argument("--json", default=None, help="write the result here")
+    parser.add_argument(
+        "--train-args",
+        default="",
+        help="more training flags, as one string (e.g. '--use_liger False' or "
+        "'--gradient_checkpointing_kwargs {\"use_reentrant\":false}')",
+    )
     parser.add_argument("--mode", default="train", choices=("train", "eval", "checkpoint"))
     parser.add_argument("--eval-batch-sizes", type=int, nargs="+", default=[1, 16], help="eval mode batch sizes")
     parser.add_argument("--questions", type=int, default=64, help="eval mode: questions per batch size")
@@ -356,6 +363,7 @@ def train_benchmark(args) -> dict:
     ]
     if args.deepspeed:
         flags += ["--deepspeed", args.deepspeed]
+    flags += shlex.split(args.train_args)
     if args.local_rank >= 0:
         flags += ["--local_rank", str(args.local_rank)]
 

@@ -124,6 +124,14 @@ PRESETS: dict[str, dict] = {
         model_max_length=512,
         dtype="float32",
     ),
+    # The CPU benchmark's model (docs/PERFORMANCE.md): a 512-wide, 8-layer Llama on the tiny tower.
+    "small": dict(
+        text=_llama(512, 1408, layers=8, heads=8, positions=1024, initializer_range=0.02),
+        vision=_clip(32, 64, layers=2, heads=2, image=32, patch=8),
+        vocab_size=512,
+        model_max_length=512,
+        dtype="float32",
+    ),
     "llava-v1.5-7b": dict(
         text=_llama(4096, 11008, layers=32, heads=32, positions=4096),
         vision=_clip(1024, 4096, layers=24, heads=16, image=336, patch=14),

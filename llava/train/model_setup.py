@@ -98,12 +98,35 @@ def load_language_model(model_args, training_args, attn_implementation: str | No
     return model
 
 
+# Upstream's checkpointing variant (transformers 4.37's default); transformers 5 defaults to the
+# non-reentrant one, which puts a hook on every tensor a layer saves (LoRA layers save many).
+UPSTREAM_CHECKPOINTING_KWARGS = {"use_reentrant": True}
+
+
+def checkpointing_kwargs(training_args) -> dict:
+    """The checkpoint function's options: the user's ``--gradient_checkpointing_kwargs``, else upstream's."""
+    given = getattr(training_args, "activation_checkpointing_kwargs", None) or getattr(
+        training_args, "gradient_checkpointing_kwargs", None
+    )
+    return dict(given) if given else dict(UPSTREAM_CHECKPOINTING_KWARGS)
+
+
 def prepare_for_training(model, training_args):
-    """k-bit preparation and gradient checkpointing (which needs input grads on the embeddings)."""
+    """k-bit preparation and gradient checkpointing (which needs input grads on the embeddings).
+
+    The Trainer enables checkpointing with ``activation_checkpointing_kwargs``, set here to
+    :func:`checkpointing_kwargs` so both calls use the same variant.
+    """
+    if training_args.gradient_checkpointing:
+        training_args.activation_checkpointing_kwargs = checkpointing_kwargs(training_args)
     if training_args.bits in (4, 8):
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=training_args.gradient_checkpointing,
+            gradient_checkpointing_kwargs=getattr(training_args, "activation_checkpointing_kwargs", None),
+        )
     if training_args.gradient_checkpointing:
         model.enable_input_require_grads()
     return model
