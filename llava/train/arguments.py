@@ -275,7 +275,11 @@ class TrainingArguments(transformers.TrainingArguments, LegacyTrainingFlags, *TR
     )
     # Set by `--gradient_checkpointing auto` (or `--activation_checkpointing auto`): the choice is
     # made once the model is loaded (llava/train/memory_plan.py); not a flag of its own.
-    activation_checkpointing_auto: bool = field(default=False, init=False)
+    activation_checkpointing_auto: bool = field(
+        default=False,
+        init=False,
+        metadata={"help": "Set by --gradient_checkpointing auto: decide once the model is loaded (not a flag)."},
+    )
     trust_checkpoint_pickles: bool = field(
         default=False,
         metadata={
