@@ -68,8 +68,7 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--train-args",
         default="",
-        help="more training flags, as one string (e.g. '--use_liger False' or "
-        "'--gradient_checkpointing_kwargs {\"use_reentrant\":false}')",
+        help="more training flags for train(), as one shell-quoted string (e.g. '--use_liger False')",
     )
     parser.add_argument("--mode", default="train", choices=("train", "eval", "checkpoint"))
     parser.add_argument("--eval-batch-sizes", type=int, nargs="+", default=[1, 16], help="eval mode batch sizes")
@@ -356,7 +355,7 @@ def train_benchmark(args) -> dict:
         "none",
         "--dataloader_num_workers",
         "0",
-        "--gradient_checkpointing",
+        "--activation_checkpointing",  # transformers 5's name (auto too)
         str(args.gradient_checkpointing),
         "--model_max_length",
         "2048" if args.preset != "tiny" else "512",
