@@ -107,6 +107,21 @@ def test_zero2_one_gpu_answers_and_merges_on_cuda_in_fp16(zero2_run, tiny_llava_
         tmp_path,
     )  # fmt: skip
     assert len(answers.read_text().splitlines()) == len(samples)
+    # The static KV cache (its decode step compiled on CUDA) answers the same, greedy.
+    static = tmp_path / "answers-static.jsonl"
+    _run(
+        [
+            sys.executable, "-m", "llava.eval.model_vqa",
+            "--model-path", str(zero2_run), "--model-base", str(tiny_llava_dir),
+            "--question-file", str(questions),
+            "--image-folder", str(colour_vqa_dir / "images"),
+            "--answers-file", str(static), "--temperature", "0", "--max-new-tokens", "4",
+            "--batch-size", "8", "--device", "cuda", "--kv-cache", "static",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    texts = [json.loads(line)["text"] for line in answers.read_text().splitlines()]
+    assert [json.loads(line)["text"] for line in static.read_text().splitlines()] == texts
     merged = tmp_path / "llava-tiny-task-merged"
     _run(
         [
