@@ -251,6 +251,33 @@ def decide_checkpointing(model, training_args, longest_sample: int) -> None:
     training_args.activation_checkpointing = training_args.gradient_checkpointing = plan.checkpointing
 
 
+def compile_decoder_layers(model, training_args) -> int:
+    """``--torch_compile``: compile each decoder layer of the language model, not the whole model.
+
+    The whole LLaVA forward (image splicing, varying lengths, the CLIP tower) would break the
+    graph everywhere; the 32 identical decoder layers compile once and are reused. The Trainer's
+    own whole-model compile is switched off (flags and accelerate's environment). Returns the
+    number of layers compiled. Off by default: docs/PERFORMANCE.md has the measurements.
+    """
+    import os
+
+    backend = training_args.torch_compile_backend or "inductor"
+    mode = training_args.torch_compile_mode
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = base.get_model().layers if hasattr(base, "get_model") else base.model.layers
+    for layer in layers:
+        layer.compile(backend=backend, mode=mode)
+    training_args.torch_compile, training_args.torch_compile_backend, training_args.torch_compile_mode = (
+        False,
+        None,
+        None,
+    )
+    os.environ.pop("ACCELERATE_DYNAMO_BACKEND", None)
+    os.environ.pop("ACCELERATE_DYNAMO_MODE", None)
+    logger.info("--torch_compile: %d decoder layers compiled (backend %s)", len(layers), backend)
+    return len(layers)
+
+
 def build_model(
     model_args,
     data_args,
@@ -280,6 +307,8 @@ def build_model(
         attach_vision(model, tokenizer, model_args, data_args, training_args)
     set_trainable(model, model_args, training_args)
     cast_for_kbit(model, training_args)
+    if getattr(training_args, "torch_compile", False):
+        compile_decoder_layers(model, training_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info(
