@@ -59,9 +59,10 @@ def test_after_import_llava_bitsandbytes_never_probes_and_says_nothing(fake_kern
         "import kernels\n"  # still importable for everything else
         "assert callable(kernels.get_kernel)\n"
         "from bitsandbytes.functional import quantize_4bit, dequantize_4bit\n"
+        "torch.manual_seed(0)\n"
         "w = torch.randn(64, 64)\n"
         "q, state = quantize_4bit(w, quant_type='nf4')\n"
-        "assert (dequantize_4bit(q, state) - w).abs().max() < 0.5\n"
+        "assert (dequantize_4bit(q, state) - w).abs().mean() < 0.1\n"  # NF4's typical error is about 0.07
     )
     result = run(code, fake_path)
     assert result.returncode == 0, result.stderr
