@@ -212,7 +212,12 @@ def build_parser(prog: str = "python -m llava.eval.eval_vqa", with_task: bool = 
     parser = Parser(
         formatter_class=HelpFormatter,
         prog=prog,
-        description="Score model_vqa answers: VQA accuracy (direct answers) or choice accuracy (multiple choice).",
+        description=(
+            "Score model_vqa answers: VQA accuracy (direct answers) or choice accuracy (multiple choice)."
+            if with_task
+            else "Score model_vqa answers to OK-VQA: VQA accuracy of the direct answers "
+            "(multiple choice: python -m llava.eval.eval_vqa --task multiple-choice)."
+        ),
     )
     parser.add_argument("--answers", required=True, help="JSONL answers: question_id and text (model_vqa output)")
     parser.add_argument(

@@ -217,3 +217,14 @@ def test_model_vqa_answers_score_as_the_training_evaluation_scores_them(tiny_lla
     assert {f"vqa_accuracy/{k}": v for k, v in offline["per_category"].items()} == {
         k: v for k, v in metrics.items() if k.startswith("vqa_accuracy/")
     }
+
+
+def test_help_offers_only_what_eval_okvqa_does():
+    """No --task here: the description points to eval_vqa for multiple choice instead of promising it."""
+    from llava.eval.eval_okvqa import build_parser
+
+    text = build_parser().format_help()
+    assert "--task" not in text.split("(multiple choice:")[0]
+    assert "python -m llava.eval.eval_vqa --task multiple-choice" in text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--answers", "a", "--annotations", "b", "--task", "direct"])
