@@ -81,6 +81,21 @@ def _batches(items: list, size: int):
         yield items[start : start + size]
 
 
+# Questions are sorted by length within windows of this many batches: less padding in each
+# prompt batch, while the answers file still follows the question file window by window.
+SORT_WINDOW_BATCHES = 8
+
+
+def length_sorted(questions: list, batch_size: int) -> list:
+    """``questions`` with each window of ``SORT_WINDOW_BATCHES`` batches sorted by (image, text length)."""
+    window = max(batch_size, 1) * SORT_WINDOW_BATCHES
+    ordered = []
+    for start in range(0, len(questions), window):
+        chunk = questions[start : start + window]
+        ordered += sorted(chunk, key=lambda q: (not q.get("image"), len(q.get("text", ""))))
+    return ordered
+
+
 def prefetched(prepare: Callable[[Any], Any], items: Sequence, ahead: int = 2) -> Iterator[Any]:
     """``prepare(item)`` for each item in order, computed up to ``ahead`` items early in one thread.
 
@@ -142,7 +157,7 @@ def eval_model(args: argparse.Namespace) -> Path:
         return group, prompts, images
 
     groups = []
-    for batch in _batches(todo, args.batch_size):
+    for batch in _batches(length_sorted(todo, args.batch_size), args.batch_size):
         with_image = [bool(q.get("image")) for q in batch]
         # Mixed batches would need per-row images; answer them one by one.
         groups += [[q] for q in batch] if any(with_image) and not all(with_image) else [batch]
