@@ -480,27 +480,3 @@ def _connect_deepspeed_on_cpu(training_args: TrainingArguments) -> None:
             "DeepSpeed on the CPU: using the gloo process group of %d processes",
             comm.get_world_size(),
         )
-    _unlink_shared_memory_buffer()
-
-
-def _unlink_shared_memory_buffer() -> None:
-    """Remove this rank's name of DeepSpeed's CPU all-reduce buffer from /dev/shm once every rank has it mapped.
-
-    DeepSpeed creates ``/dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank>`` (tens of
-    MB) per process and never removes it, so each CPU run would leave its buffers behind. Every
-    rank maps all of them while DeepSpeed's process group starts; after a barrier the names can
-    go (the mappings stay until the processes exit), and nothing is left even after a crash.
-    """
-    import os
-
-    import torch.distributed
-
-    torch.distributed.barrier()
-    name = (
-        f"deepspeed_allreduce_buffer_{os.getuid()}_{os.environ.get('MASTER_ADDR', '')}_"
-        f"{os.environ.get('MASTER_PORT', '')}_{torch.distributed.get_rank()}"
-    )
-    try:
-        os.unlink(os.path.join("/dev/shm", name))
-    except OSError:
-        pass  # no shared-memory all-reduce here (one machine, other accelerators, or not built)
