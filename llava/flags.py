@@ -60,13 +60,13 @@ class OnOffAction(argparse.Action):
         return " | ".join(self.option_strings[:2])
 
 
-def _spelling(name: str, separator: str) -> str:
-    return "--" + name.replace("_", separator).replace("-", separator)
+def _flag(name: str) -> str:
+    """``--some-name`` for ``some_name`` (:class:`Parser` also takes ``--some_name``)."""
+    return "--" + name.replace("_", "-")
 
 
 def _negative(flag: str) -> str:
-    """``--no-x`` for ``--x``, ``--no_x`` for ``--x_y``."""
-    return f"--no{'_' if '_' in flag else '-'}{flag[2:]}"
+    return f"--no-{flag[2:]}"
 
 
 def _unwrap_optional(kind: Any) -> Any:
@@ -102,8 +102,8 @@ def _default(item: dataclasses.Field) -> Any:
 def dataclass_parser(config_class: type, prog: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
     """An ``argparse`` parser with one flag per field of ``config_class`` (see the module docstring).
 
-    ``--help`` shows the hyphen spelling and each default; the underscore spelling and any
-    ``hidden`` earlier name are accepted without being listed.
+    ``--help`` shows the hyphen spelling and each default; :class:`Parser` takes the underscore
+    spelling, and each ``hidden`` earlier name is registered without being listed.
     """
     parser = Parser(
         prog=prog,
@@ -119,9 +119,8 @@ def dataclass_parser(config_class: type, prog: str, description: str, epilog: st
         aliases, earlier = list(meta.pop("aliases", [])), list(meta.pop("hidden", []))
         if name != item.name:
             earlier.append(item.name)
-        hidden = [_spelling(name, "_"), *(_spelling(old, sep) for old in earlier for sep in "-_")]
-        flag = _spelling(name, "-")
-        hidden = list(dict.fromkeys(spelling for spelling in hidden if spelling != flag))
+        flag = _flag(name)
+        hidden = [_flag(old) for old in dict.fromkeys(earlier) if _flag(old) != flag]
         kind, default = _unwrap_optional(hints[item.name]), _default(item)
         if kind is bool:
             visible = [flag, _negative(flag), *aliases]
