@@ -11,6 +11,7 @@ dropout's copies and masks, and fp32 norms), so "off" is chosen only with room t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -194,4 +195,4 @@ def plan_checkpointing(
         reserved=reserved,
         device=str(device),
     )
-    return CheckpointingPlan(**{**plan.__dict__, "checkpointing": full > plan.budget})
+    return dataclasses.replace(plan, checkpointing=full > plan.budget)

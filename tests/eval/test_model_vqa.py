@@ -168,3 +168,11 @@ def test_every_answering_entry_point_takes_the_shared_model_flags(module, requir
     args = parser.parse_args(flags)
     assert (args.model_path, args.model_base, args.load_4bit, args.allow_base_mismatch) == ("run", "base", True, True)
     assert parser.parse_args(["--model-path", "run", *required]).allow_base_mismatch is False
+
+
+def test_pad_to_multiple_of_is_only_for_prompts_with_images(tiny_llava):
+    import torch
+
+    ids = torch.tensor([[1, 10, 11]])
+    with pytest.raises(ValueError, match="pad text-only input_ids yourself"):
+        tiny_llava.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=2, pad_to_multiple_of=64)

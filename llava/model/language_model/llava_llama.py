@@ -106,8 +106,8 @@ class LlavaLlamaForCausalLM(LlamaForCausalLM, LlavaMetaForCausalLM):
             raise ValueError("generate() needs input_ids")
         multiple = kwargs.pop("pad_to_multiple_of", None)
         if images is None:
-            if multiple and attention_mask is not None:
-                input_ids, attention_mask = _left_pad_to_multiple(input_ids, attention_mask, multiple)
+            if multiple:  # the caller pads text-only prompts (and slices the prompt off the output)
+                raise ValueError("pad_to_multiple_of is for prompts with images; pad text-only input_ids yourself")
             return super().generate(input_ids, attention_mask=attention_mask, **kwargs)
         spliced = self.splice_image_features(input_ids, attention_mask, None, images, padding_side="left")
         embeds, mask = spliced.inputs_embeds, spliced.attention_mask.long()
